@@ -1,0 +1,71 @@
+"""The Faust app factory: broker, group timeouts and the topics of the footfall path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from drukte.settings import Settings
+from streams.topics import BUSYNESS, FOOTFALL, REJECTED, TopicSpec
+
+
+def create_app(settings: Settings) -> faust.App:
+    if settings.kafka_url is None:
+        from drukte.errors import SettingsError
+
+        msg = "DRUKTE_KAFKA_URL is not set: point it at Kafka, or run `drukte up` for an embedded broker"
+        raise SettingsError(msg)
+    fast: dict[str, Any] = {}
+    if settings.fast_groups:
+        # STREAMING.md: Faust's default timeouts make a group join on Tansu take ~30 s; these take ~4 s.
+        fast = {"broker_rebalance_timeout": 3.0, "broker_session_timeout": 6.0,
+                "broker_heartbeat_interval": 1.0}
+    return faust.App(
+        settings.app_id,
+        broker=settings.kafka_url,
+        store="memory://",
+        datadir=str(settings.data_dir / "worker"),
+        # Defaults serve the table (str keys, JSON-able state). Every topic names "raw" explicitly: we decode
+        # ourselves, so one bad value cannot crash an agent (STREAMING.md).
+        key_serializer="json",
+        value_serializer="json",
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # Tansu answers ListOffsets "latest" with the base offset of the last record batch + 1; recovery of
+        # table changelogs reads up to that offset, so every record must be a batch of its own there.
+        producer_max_batch_size=1,
+        # Our own window logic is the state that matters; keep the standby copy for fast failover.
+        table_standby_replicas=1,
+        **fast,
+    )
+
+
+@dataclass(frozen=True)
+class Topics:
+    footfall: faust.TopicT
+    byzone: faust.TopicT
+    busyness: faust.TopicT
+    rejected: faust.TopicT
+
+
+def _topic(app: faust.App, spec: TopicSpec, partitions: int) -> faust.TopicT:
+    return app.topic(spec.name, partitions=partitions, key_serializer="raw", value_serializer="raw",
+                     config=spec.configs() or None)
+
+
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    p = settings.partitions
+    return Topics(
+        footfall=_topic(app, FOOTFALL, p),
+        # Readings regrouped by zone, so one worker owns all sensors of a zone; declared explicitly with our
+        # partition count and app id (STREAMING.md: group_by topics clash and leak between apps).
+        byzone=app.topic(f"{settings.app_id}-footfall-byzone", partitions=p, internal=True,
+                         key_serializer="raw", value_serializer="raw"),
+        busyness=_topic(app, BUSYNESS, p),
+        rejected=_topic(app, REJECTED, p),
+    )

@@ -1,0 +1,154 @@
+"""The footfall path: ingest (validate, reject, regroup by zone) and windows (count, close, publish)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import faust
+import orjson
+
+import schemas
+from agents.app import Topics
+from agents.store import LiveStore
+from drukte.metrics import WorkerMetrics
+from drukte.settings import Settings
+from streams.footfall import FootfallParser, IngestPolicy, Reading, Rejection
+from streams.publication import PrivacyPolicy, live_object
+from streams.registry import Registry
+from streams.timegrid import format_ts
+from streams.windows import Cell, WindowConfig, WindowEngine
+
+log = logging.getLogger(__name__)
+HOUR_MS = 3_600_000
+RETENTION_MS = 48 * HOUR_MS  # final windows kept for late dedupe: a gateway may resend a day
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def encode_readings(readings: list[Reading]) -> bytes:
+    return orjson.dumps({"r": [[r.sensor_id, r.start_ms, r.dur_ms, r.visitors] for r in readings]})
+
+
+def decode_readings(zone_id: str, doc: dict[str, Any]) -> list[Reading]:
+    return [Reading(s, zone_id, start, dur, v) for s, start, dur, v in doc["r"]]
+
+
+def rejection_record(rej: Rejection, event: faust.EventT, now_ms: int) -> bytes:
+    msg = event.message
+    return orjson.dumps({
+        "reason": rej.reason, "detail": rej.detail, "topic": msg.topic, "partition": msg.partition,
+        "offset": msg.offset, "received_at": format_ts(now_ms, "UTC"), "payload": rej.payload,
+    })
+
+
+class FootfallPath:
+    """Wires the pure core into two agents and a clock-tick timer on a Faust app."""
+
+    def __init__(self, app: faust.App, topics: Topics, settings: Settings, registry: Registry,
+                 store: LiveStore, metrics: WorkerMetrics, clock: Callable[[], int] = wall_ms) -> None:
+        self.app, self.topics, self.registry, self.store, self.metrics = app, topics, registry, store, metrics
+        self.clock = clock
+        self.partitions = settings.partitions
+        self.tick_s = settings.tick_s
+        self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
+            max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
+        self.engine = WindowEngine(WindowConfig(
+            window_ms=settings.window_s * 1000, grace_ms=settings.grace_s * 1000, idle_ms=settings.idle_s * 1000,
+            live_ms=settings.live_s * 1000, retention_ms=RETENTION_MS))
+        self.privacy = PrivacyPolicy(k_min=settings.k_min, min_sensors=settings.min_sensors)
+        self.table = app.Table("zone-windows", default=None, partitions=settings.partitions)
+        app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
+        app.agent(topics.byzone, name="drukte.footfall.windows")(self.windows)
+        app.timer(settings.tick_s, name="drukte.footfall.ticks")(self.ticks)
+
+    async def ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            t0 = time.perf_counter()
+            now = self.clock()
+            parsed = self.parser.parse(event.value, now)
+            self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc()
+            for rej in parsed.rejections:
+                self.metrics.rejected.labels(rej.reason).inc()
+                await self.topics.rejected.send(key=event.key, value=rejection_record(rej, event, now))
+            by_zone: dict[str, list[Reading]] = defaultdict(list)
+            for r in parsed.readings:
+                by_zone[r.zone_id].append(r)
+            for zone_id, readings in by_zone.items():
+                # attached to this event's offset: sent before it is committed, so nothing is lost
+                await self.topics.byzone.send(key=zone_id.encode(), value=encode_readings(readings))
+            self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
+            yield None
+
+    async def windows(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            t0 = time.perf_counter()
+            msg = event.message
+            ts = int(msg.timestamp * 1000)
+            doc = orjson.loads(event.value)
+            if "tick" in doc:
+                self.engine.tick(self.table, msg.partition, ts)
+                if ts // HOUR_MS != (ts - 1000 * self.tick_s) // HOUR_MS:
+                    self.purge(msg.partition)
+            else:
+                zone_id = bytes(event.key).decode()
+                res = self.engine.ingest(self.table, msg.partition, ts, decode_readings(zone_id, doc))
+                self.metrics.readings_in.inc(res.accepted)
+                self.metrics.duplicates.inc(res.duplicates)
+                self.metrics.late.inc(res.late)
+            wm = self.engine.watermark(self.table, msg.partition)
+            self.metrics.watermark_lag.labels(str(msg.partition)).set(max(0, self.clock() - wm) / 1000)
+            cells = self.engine.due(self.table, msg.partition)
+            if cells:
+                await self.publish(cells)
+                self.engine.finalize(self.table, msg.partition, cells)
+            self.metrics.batch_seconds.labels("windows").observe(time.perf_counter() - t0)
+            yield None
+
+    def purge(self, partition: int) -> None:
+        """Once an hour: forget final windows past retention (late dedupe needs them only that long)."""
+        zones = set(self.engine.partition(self.table, partition).get("zones", []))
+        wm = self.engine.watermark(self.table, partition)
+        for key in self.engine.expired(list(self.table.keys()), zones, wm):
+            del self.table[key]
+
+    async def publish(self, cells: list[Cell]) -> None:
+        """Topic first (awaited), then Redis, then the caller marks them final: a crash in between
+        republishes the same bytes instead of losing a window."""
+        cfg = self.engine.cfg
+        windows, futures = [], []
+        for cell in cells:
+            zone = self.registry.zones[cell.zone_id]
+            city = self.registry.city_of_zone[cell.zone_id]
+            obj = live_object(zone, city, [cell], self.privacy, window_ms=cfg.window_ms, grace_ms=cfg.grace_ms)
+            windows.append(obj)
+            futures.append(await self.topics.busyness.send(
+                key=cell.zone_id.encode(), value=orjson.dumps(obj), force=True))
+            self.metrics.windows_published.labels(cell.zone_id).inc()
+            if obj["privacy"]["reason"]:
+                self.metrics.windows_suppressed.labels(obj["privacy"]["reason"]).inc()
+        for fut in futures:
+            await fut
+        lives = []
+        for zone_id in sorted({c.zone_id for c in cells}):
+            recent = self.engine.recent_with(self.table, zone_id, cells)
+            zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
+            lives.append(live_object(zone, city, recent, self.privacy, window_ms=cfg.window_ms,
+                                     grace_ms=cfg.grace_ms))
+        await self.store.publish(windows, lives)
+        now = self.clock()
+        for cell in cells:
+            delay_ms = now - cell.end_ms - cfg.grace_ms
+            if delay_ms < HOUR_MS:  # replays of history would drown the live latency
+                self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)
+
+    async def ticks(self) -> None:
+        tick = orjson.dumps({"tick": 1})
+        for p in range(self.partitions):
+            await self.topics.byzone.send(key=None, value=tick, partition=p, force=True)
+        await self.store.heartbeat(self.clock())

@@ -1,0 +1,38 @@
+"""`drukte worker`: build the Faust app with the footfall path and run it until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faust.worker import Worker
+from prometheus_client import REGISTRY, start_http_server
+
+from agents.app import create_app, declare_topics
+from agents.footfall import FootfallPath
+from agents.store import RedisStore
+from drukte.errors import SettingsError
+from drukte.kafka import ensure_topics
+from drukte.metrics import WorkerMetrics
+from drukte.settings import Settings
+from streams.registry import Registry
+from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS
+
+
+def run_worker(settings: Settings, registry: Registry) -> None:
+    """Run one stream worker; start more with the same settings to scale out."""
+    if settings.redis_url is None:
+        msg = "DRUKTE_REDIS_URL is not set: point it at Redis/Valkey, or run `drukte up` for an embedded store"
+        raise SettingsError(msg)
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    assert settings.kafka_url is not None  # create_app checked it
+    # Input topics with their retention (P4) before Faust would auto-create them without it.
+    asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS], settings.partitions))
+    metrics = WorkerMetrics(REGISTRY)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=REGISTRY)
+    store = RedisStore(settings.redis_url, metrics)
+    FootfallPath(app, declare_topics(app, settings), settings, registry, store, metrics)
+    logging.getLogger("drukte").setLevel(settings.log_level.upper())
+    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -1,0 +1,77 @@
+"""The worker's writes to Redis: live objects, published windows and a heartbeat, idempotent and whole."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from drukte.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+HISTORY_MS = 8 * 24 * 3_600_000  # windows kept per zone in Redis: a week and a day, for /today and charts
+
+
+class LiveStore(Protocol):
+    async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]]) -> None: ...
+    async def heartbeat(self, now_ms: int) -> None: ...
+
+
+def live_key(zone_id: str) -> str:
+    return f"drukte:live:{zone_id}"
+
+
+def windows_key(zone_id: str) -> str:
+    return f"drukte:windows:{zone_id}"
+
+
+HEARTBEAT_KEY = "drukte:worker:heartbeat"
+
+
+class RedisStore:
+    """Writes absolute values only (never INCRBY): a replay after a crash rewrites the same bytes."""
+
+    def __init__(self, url: str, metrics: WorkerMetrics) -> None:
+        self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._metrics = metrics
+
+    async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]]) -> None:
+        async def write() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for w in windows:
+                key = windows_key(w["zone_id"])
+                start_ms = w["as_of_ms"] - w["window"]["seconds"] * 1000
+                pipe.zremrangebyscore(key, start_ms, start_ms)
+                pipe.zadd(key, {orjson.dumps(w): start_ms})
+                pipe.zremrangebyscore(key, "-inf", start_ms - HISTORY_MS)
+            for live in lives:
+                pipe.set(live_key(live["zone_id"]), orjson.dumps(live))
+            await pipe.execute()
+
+        await self._retry(write)
+
+    async def heartbeat(self, now_ms: int) -> None:
+        try:
+            await self._redis.set(HEARTBEAT_KEY, str(now_ms))
+        except RedisError:
+            self._metrics.redis_errors.inc()
+
+    async def _retry(self, op: Any) -> None:
+        # A store outage must not lose a final window: wait and retry; the stream backs up meanwhile.
+        delay = 0.2
+        while True:
+            try:
+                await op()
+                return
+            except RedisError as exc:
+                self._metrics.redis_errors.inc()
+                log.warning("Redis write failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

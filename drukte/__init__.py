@@ -1,0 +1,1 @@
+"""Drukte: live, privacy-first busyness for city shopping districts."""

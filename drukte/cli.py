@@ -1,0 +1,113 @@
+"""The `drukte` command: up, worker, api, simulate, registry check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from drukte.errors import DrukteError
+from drukte.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = dict(extra)
+    if getattr(args, "registry", None):
+        overrides["registry"] = Path(args.registry)
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    return load_settings(**overrides)
+
+
+def cmd_registry_check(args: argparse.Namespace) -> int:
+    from drukte.registry_check import check_file
+
+    return check_file(Path(args.file), sys.stdout)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from agents.main import run_worker
+    from drukte.registry_check import load_registry
+
+    settings = _settings(args)
+    run_worker(settings, load_registry(settings.registry))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    from drukte.registry_check import load_registry
+
+    settings = _settings(args)
+    serve(settings, load_registry(settings.registry))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from drukte.registry_check import load_registry
+    from drukte.simulator import run_simulator
+
+    settings = _settings(args)
+    registry = load_registry(settings.registry)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(settings, registry, city=args.city, speed=args.speed, days=args.days))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from drukte import stack
+
+    settings = _settings(args)
+    return stack.up(settings, simulator=not args.no_simulator, registry_arg=args.registry)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drukte", description="Live, privacy-first busyness for shopping streets.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start broker, store, worker, API and simulator (embedded unless configured)")
+    up.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
+    up.add_argument("--port", type=int, help="API port (default 8080 or DRUKTE_PORT)")
+    up.add_argument("--registry", help="registry YAML (default DRUKTE_REGISTRY or the shipped Flanders file)")
+    up.set_defaults(func=cmd_up)
+
+    worker = sub.add_parser("worker", help="run a stream worker (start more to scale out)")
+    worker.add_argument("--registry", help="registry YAML")
+    worker.set_defaults(func=cmd_worker)
+
+    api = sub.add_parser("api", help="run the HTTP API (reads Redis only)")
+    api.add_argument("--port", type=int, help="port (default 8080 or DRUKTE_PORT)")
+    api.add_argument("--registry", help="registry YAML")
+    api.set_defaults(func=cmd_api)
+
+    sim = sub.add_parser("simulate", help="feed synthetic counters for the registry's cities")
+    sim.add_argument("--city", help="one city id (default: all)")
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
+    sim.add_argument("--days", type=float, default=0.0, help="days of history to send first (default 0)")
+    sim.add_argument("--registry", help="registry YAML")
+    sim.set_defaults(func=cmd_simulate)
+
+    reg = sub.add_parser("registry", help="registry tools")
+    regsub = reg.add_subparsers(dest="registry_command", required=True, metavar="SUBCOMMAND")
+    check = regsub.add_parser("check", help="validate a registry file, with line numbers")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_registry_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except DrukteError as exc:
+        print(f"drukte: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

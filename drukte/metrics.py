@@ -1,0 +1,47 @@
+"""Every Prometheus metric of Drukte, on an injected registry. Labels are bounded: zone, reason, topic, route."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.readings_in = Counter(
+            "drukte_readings_in_total", "Valid footfall readings accepted", registry=registry)
+        self.messages_in = Counter(
+            "drukte_messages_in_total", "Input messages read", ["topic"], registry=registry)
+        self.rejected = Counter(
+            "drukte_rejected_total", "Rejected inputs by reason", ["reason"], registry=registry)
+        self.duplicates = Counter(
+            "drukte_duplicate_readings_total", "Readings already counted (re-sent)", registry=registry)
+        self.late = Counter(
+            "drukte_late_readings_total", "Readings after their window was final (kept for history)",
+            registry=registry)
+        self.windows_published = Counter(
+            "drukte_windows_published_total", "Zone windows published", ["zone"], registry=registry)
+        self.windows_suppressed = Counter(
+            "drukte_windows_suppressed_total", "Published windows without numbers, by reason", ["reason"],
+            registry=registry)
+        self.watermark_lag = Gauge(
+            "drukte_watermark_lag_seconds", "Wall clock minus partition watermark", ["partition"],
+            registry=registry)
+        self.close_to_store = Histogram(
+            "drukte_window_close_to_store_seconds", "From window end + grace to its live object in Redis",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=registry)
+        self.redis_errors = Counter(
+            "drukte_redis_errors_total", "Failed Redis writes (retried)", registry=registry)
+        self.batch_seconds = Histogram(
+            "drukte_batch_seconds", "Processing time of one input message", ["stage"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1), registry=registry)
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.http_seconds = Histogram(
+            "drukte_http_request_seconds", "HTTP request latency", ["route", "method", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=registry)
+        self.redis_errors = Counter(
+            "drukte_api_redis_errors_total", "Redis errors seen by the API", registry=registry)
+        self.data_age = Gauge(
+            "drukte_live_age_seconds", "Age of the newest live object per city", ["city"], registry=registry)

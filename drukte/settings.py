@@ -1,0 +1,76 @@
+"""The one frozen settings object, read from `DRUKTE_*` environment variables once per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "deploy" / "registry" / "flanders.yaml"
+
+
+class Settings(BaseSettings):
+    """Every knob of Drukte. The README's configuration table lists the same fields."""
+
+    model_config = SettingsConfigDict(env_prefix="DRUKTE_", frozen=True, extra="forbid")
+
+    kafka_url: str | None = Field(None, description="Kafka bootstrap, e.g. kafka://host:9092; unset = embedded")
+    redis_url: str | None = Field(None, description="Redis/Valkey URL, e.g. redis://host:6379/0; unset = embedded")
+    registry: Path = Field(DEFAULT_REGISTRY, description="registry YAML of cities, zones, sensors")
+    window_s: int = Field(300, ge=1, le=3600, description="publication window (s); divides an hour, aligned to the clock")
+    grace_s: int = Field(120, ge=0, le=86400, description="how long after a window ends readings still count")
+    idle_s: int = Field(30, ge=1, le=3600, description="a partition without data this long advances by clock")
+    tick_s: float = Field(1.0, gt=0, le=60, description="how often the worker sends clock ticks")
+    live_s: int = Field(900, ge=1, le=86400, description="span of published windows summed in /live")
+    k_min: int = Field(15, ge=1, description="fewest people a published window may show (P6)")
+    min_sensors: int = Field(3, ge=1, description="fewest reporting sensors a published window needs (P7)")
+    max_future_s: int = Field(300, ge=0, description="readings ending later than now + this are rejected")
+    max_rate_per_s: int = Field(50, ge=1, description="more passages per sensor-second is an absurd count")
+    partitions: int = Field(8, ge=1, le=256, description="partitions of Drukte's own topics")
+    app_id: str = Field("drukte", pattern=r"^[a-z][a-z0-9_.-]*$", description="Faust app and group id")
+    data_dir: Path = Field(Path(".drukte"), description="local state of worker and embedded stack")
+    metrics_port: int = Field(9102, ge=0, le=65535, description="worker's Prometheus port; 0 = off")
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port of the API")
+    stale_s: int | None = Field(None, ge=1, description="live data older than this is stale; unset = 2*window+grace")
+    fast_groups: bool = Field(False, description="short Kafka group timeouts (tests, demo; not production)")
+    log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$", description="log level")
+
+    @field_validator("kafka_url", "redis_url")
+    @classmethod
+    def _blank_is_unset(cls, v: str | None) -> str | None:
+        return v or None
+
+    @model_validator(mode="after")
+    def _window_fits_day(self) -> Settings:
+        if 3600 % self.window_s:
+            msg = (
+                f"DRUKTE_WINDOW_S={self.window_s} does not divide an hour (3600 s); "
+                "pick e.g. 60, 300, 900 or 3600 so windows align to the clock"
+            )
+            raise ValueError(msg)
+        if self.live_s % self.window_s:
+            msg = f"DRUKTE_LIVE_S={self.live_s} must be a multiple of DRUKTE_WINDOW_S={self.window_s}"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def stale_after_s(self) -> int:
+        return self.stale_s if self.stale_s is not None else 2 * self.window_s + self.grace_s + self.idle_s
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise `SettingsError` with a readable message on bad values."""
+    from pydantic import ValidationError
+
+    from drukte.errors import SettingsError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  DRUKTE_{loc.upper()}: {err['msg']}")
+        msg = "invalid configuration:\n" + "\n".join(lines)
+        raise SettingsError(msg) from exc

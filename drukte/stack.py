@@ -1,0 +1,81 @@
+"""`drukte up`: the whole stack as child processes, stopped together on Ctrl-C, leaving nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from drukte import embedded
+from drukte.settings import Settings
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "drukte.cli", *args], env=env, stdin=subprocess.DEVNULL,
+        preexec_fn=embedded._die_with_parent,
+    )
+
+
+def up(settings: Settings, *, simulator: bool, registry_arg: str | None) -> int:
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    env = dict(os.environ)
+    env["DRUKTE_REGISTRY"] = str(settings.registry)
+    env["DRUKTE_PORT"] = str(settings.port)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if settings.kafka_url is None:
+        broker = embedded.start_broker(log=logs / "broker.log")
+        env["DRUKTE_KAFKA_URL"] = broker.url
+        # an embedded broker lives in memory: short group timeouts are safe and make starts quick
+        env.setdefault("DRUKTE_FAST_GROUPS", "true")
+        print(f"  broker (Tansu, embedded)   {broker.url}")
+    if settings.redis_url is None:
+        store = embedded.start_store(log=logs / "store.log")
+        env["DRUKTE_REDIS_URL"] = store.url
+        print(f"  store (Valkey, embedded)   {store.url}")
+    children = {"worker": _spawn(["worker"], env), "api": _spawn(["api"], env)}
+    if simulator:
+        children["simulator"] = _spawn(["simulate"], env)
+    base = f"http://127.0.0.1:{settings.port}"
+    print(f"""
+Drukte draait / tourne / is running:
+  API           {base}/v1/cities
+  Mechelen live {base}/v1/cities/mechelen/live
+  API docs      {base}/docs
+  metrics       {base}/metrics  (worker: http://127.0.0.1:{settings.metrics_port}/metrics)
+Stop with Ctrl-C.
+""", flush=True)
+    code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"drukte up: the {name} stopped with exit code {proc.returncode}; "
+                      f"stopping everything (see the messages above)", file=sys.stderr)
+                stopping, code = True, 1
+                break
+        time.sleep(0.3)
+    print("Stopping…", flush=True)
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in children.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    embedded.stop_all()
+    print("Stopped.")
+    return code

@@ -1,0 +1,1 @@
+"""Pure stream logic: no Kafka, Redis, HTTP, clock or environment in here."""

@@ -1,0 +1,121 @@
+"""Footfall batches: decode, validate against the JSON Schema and the registry, turn into readings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from streams.masking import mask_raw, mask_value
+from streams.registry import Registry
+from streams.timegrid import parse_ts
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+# Rejection reasons: stable codes, used as metric labels and in `ingest.rejected.v1`.
+TOO_LARGE = "too_large"
+MALFORMED_JSON = "malformed_json"
+SCHEMA_VIOLATION = "schema_violation"
+BAD_TIMESTAMP = "bad_timestamp"
+UNKNOWN_SENSOR = "unknown_sensor"
+ABSURD_COUNT = "absurd_count"
+FUTURE_TIMESTAMP = "future_timestamp"
+REASONS = (TOO_LARGE, MALFORMED_JSON, SCHEMA_VIOLATION, BAD_TIMESTAMP, UNKNOWN_SENSOR, ABSURD_COUNT,
+           FUTURE_TIMESTAMP)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One counter interval, reduced to what we count: visitors of a zone over `[start, start+dur)`."""
+
+    sensor_id: str
+    zone_id: str
+    start_ms: int
+    dur_ms: int
+    visitors: int
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.dur_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+    payload: Any  # masked: safe to publish
+
+
+@dataclass(slots=True)
+class Parsed:
+    source: str | None = None
+    batch_id: str | None = None
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    max_future_ms: int
+    max_rate_per_s: int  # passages per sensor-second above which a count is absurd
+
+
+class FootfallParser:
+    """Decodes and validates `footfall.counts.v1` messages; bad parts become rejections, never exceptions."""
+
+    def __init__(self, schema: dict[str, Any], registry: Registry, policy: IngestPolicy) -> None:
+        self._validate: Callable[[Any], Any] = fastjsonschema.compile(schema)
+        self._sensors = registry.sensors
+        self._policy = policy
+
+    def parse(self, raw: bytes, now_ms: int) -> Parsed:
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return Parsed(rejections=[Rejection(TOO_LARGE, f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}", None)])
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Parsed(rejections=[Rejection(MALFORMED_JSON, str(exc)[:200], mask_raw(raw))])
+        err = self.schema_error(doc)
+        if err is not None:
+            return Parsed(rejections=[Rejection(SCHEMA_VIOLATION, err, mask_value(doc))])
+        out = Parsed(source=doc["source"], batch_id=doc["batch_id"])
+        for i, r in enumerate(doc["readings"]):
+            reading = self._reading(r, now_ms, i, out)
+            if reading is not None:
+                out.readings.append(reading)
+        return out
+
+    def schema_error(self, doc: Any) -> str | None:
+        """The schema's complaint about `doc`, or None when the schema accepts it."""
+        try:
+            self._validate(doc)
+        except fastjsonschema.JsonSchemaException as exc:
+            return str(exc.message)[:300]
+        return None
+
+    def _reading(self, r: dict[str, Any], now_ms: int, i: int, out: Parsed) -> Reading | None:
+        def reject(reason: str, detail: str) -> None:
+            out.rejections.append(Rejection(reason, f"readings[{i}]: {detail}", mask_value(r)))
+
+        sensor = self._sensors.get(r["sensor_id"])
+        if sensor is None:
+            reject(UNKNOWN_SENSOR, f"sensor {r['sensor_id']!r} is not in the registry")
+            return None
+        try:
+            start_ms = parse_ts(r["start"])
+        except ValueError as exc:
+            reject(BAD_TIMESTAMP, str(exc))
+            return None
+        seconds, n_in, n_out = int(r["seconds"]), int(r["in"]), int(r["out"])
+        dur_ms = seconds * 1000
+        if start_ms + dur_ms > now_ms + self._policy.max_future_ms:
+            reject(FUTURE_TIMESTAMP, f"interval ends after now + {self._policy.max_future_ms // 1000} s")
+            return None
+        visitors = n_in + n_out if sensor.kind == "street" else n_in
+        if max(n_in, n_out) > seconds * self._policy.max_rate_per_s:
+            reject(ABSURD_COUNT, f"more than {self._policy.max_rate_per_s} passages per second")
+            return None
+        return Reading(sensor.id, sensor.zone_id, start_ms, dur_ms, visitors)

@@ -1,0 +1,50 @@
+"""Mask anything that looks like a personal identifier before a payload leaves the ingest process (P1)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+IDENTIFIER_FIELD = re.compile(r"mac|device|card|token|pan|hash", re.IGNORECASE)
+_PATTERNS = (
+    re.compile(r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b"),  # MAC address
+    re.compile(r"(?i)\b[0-9a-f]{12,}\b"),  # hex tokens: bare MACs, hashes
+    re.compile(r"\d(?:[ -]?\d){12,18}"),  # 13–19 digit numbers: card numbers
+)
+MASK = "***"
+MAX_TEXT = 2048
+
+
+def mask_text(text: str) -> str:
+    for pat in _PATTERNS:
+        text = pat.sub(MASK, text)
+    return text
+
+
+def mask_value(value: Any, depth: int = 0) -> Any:
+    """A copy of a decoded JSON value with identifier-named fields and identifier-shaped strings masked."""
+    if depth > 20:
+        return MASK
+    if isinstance(value, dict):
+        renamed: dict[str, Any] = {}
+        for k, v in value.items():
+            key = mask_text(str(k))
+            if IDENTIFIER_FIELD.search(key):
+                # the field name itself must not survive either (P1 scans for such names)
+                renamed[f"masked_{len(renamed)}"] = MASK
+            else:
+                renamed[key] = mask_value(v, depth + 1)
+        return renamed
+    if isinstance(value, list):
+        return [mask_value(v, depth + 1) for v in value[:100]]
+    if isinstance(value, str):
+        return mask_text(value[:MAX_TEXT])
+    if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= 12:
+        return MASK
+    return value
+
+
+def mask_raw(raw: bytes) -> str:
+    """Undecodable input as masked, truncated text."""
+    text = raw[:MAX_TEXT].decode("utf-8", errors="replace")
+    return mask_text(text)

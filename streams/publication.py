@@ -1,0 +1,89 @@
+"""What leaves the worker: the live object of CONTRACT.md §4 built from final cells, with P6/P7/P8 applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streams.levels import level, level_for_rate
+from streams.registry import City, Zone
+from streams.timegrid import format_ts
+from streams.windows import Cell
+
+BELOW_K = "below_k"
+FEW_SENSORS = "few_sensors"
+_NICE_STEPS = (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000)
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyPolicy:
+    k_min: int
+    min_sensors: int
+
+
+def visitors_range(n: int) -> dict[str, int]:
+    """A rounded range holding `n`, at most 10 people or 5 % wide, whichever is larger.
+
+    The step is the largest 'nice' number within that width, and the range is the step-aligned bucket of n,
+    so nearby counts share a range: it is honest about precision and hides the exact count.
+    """
+    limit = max(10, n // 20)
+    step = max(s for s in _NICE_STEPS if s <= limit) if limit < _NICE_STEPS[-1] else (limit // 10000) * 10000
+    low = n - n % step
+    return {"min": low, "max": low + step}
+
+
+def suppression(cells: list[Cell], policy: PrivacyPolicy) -> str | None:
+    """Why these cells (one window, or the windows summed for /live) must be published without numbers.
+
+    P7 before P6: a window with too few sensors says nothing reliable, so it is `unknown`, not `quiet`.
+    P8: a sum over windows is suppressed when any of its parts is, or it would reveal that part by
+    subtraction from the published neighbours.
+    """
+    if not cells or any(c.sensors < policy.min_sensors for c in cells):
+        return FEW_SENSORS
+    if any(c.visitors < policy.k_min for c in cells) or sum(c.visitors for c in cells) < policy.k_min:
+        return BELOW_K
+    return None
+
+
+def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy, *, window_ms: int,
+                grace_ms: int) -> dict[str, Any]:
+    """The live object over `cells` (consecutive final windows of one zone, oldest first).
+
+    Deterministic in its inputs: republishing after a crash yields the same bytes. `as_of_ms` is an internal
+    field for the API's freshness arithmetic.
+    """
+    start, end = cells[0].start_ms, cells[-1].end_ms
+    seconds = sum(c.end_ms - c.start_ms for c in cells) // 1000
+    reason = suppression(cells, policy)
+    visitors = sum(c.visitors for c in cells)
+    expected = len(zone.sensors)
+    covered = sum(c.sensor_ms for c in cells)
+    coverage = min(1.0, covered / (expected * seconds * 1000)) if expected and seconds else 0.0
+    if reason == FEW_SENSORS:
+        lvl = "unknown"
+    elif reason == BELOW_K:
+        lvl = "quiet"
+    else:
+        lvl = level_for_rate(visitors * 3600 / seconds, zone.levels)
+    return {
+        "zone_id": zone.id,
+        "city_id": city.id,
+        "name": zone.name,
+        "as_of": format_ts(end, city.timezone),
+        "as_of_ms": end,
+        "window": {"start": format_ts(start, city.timezone), "end": format_ts(end, city.timezone),
+                   "seconds": seconds},
+        "level": level(lvl),
+        "index": None,
+        "score": None,
+        "vs_usual": None,
+        "usual": None,
+        "visitors": None if reason else visitors_range(visitors),
+        "forecast": [],
+        "quality": {"stale": False, "age_s": 0, "coverage": round(coverage, 3),
+                    "sensors_reporting": cells[-1].sensors, "sensors_expected": expected},
+        "privacy": {"suppressed": reason is not None, "reason": reason, "k_min": policy.k_min, "noise": "none"},
+        "next_update_in_s": (window_ms + grace_ms) // 1000,
+    }
