@@ -1,0 +1,42 @@
+# Drukte — `make help` lists the targets. Everything runs from a local .venv that these targets create.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit test-e2e check lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Drukte needs Python 3.11 ($(PYTHON)); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install Drukte with its dev tools
+
+demo: $(STAMP) ## start broker, store, worker, API and simulator for the four cities; Ctrl-C stops all
+	$(BIN)/drukte up
+
+test: $(STAMP) ## run every test tier (unit, component, e2e) against a real embedded broker and store
+	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP) ## only the fast pure tests
+	$(BIN)/python -m pytest -q tests/unit
+
+check: $(STAMP) ## ruff, mypy --strict and the import contracts
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP) ## benchmarks (on demand, not part of make test)
+	$(BIN)/python -m bench
+
+clean: ## remove the venv and local state
+	rm -rf $(VENV) .drukte .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,199 @@
+"""The window engine: counting, dedupe, watermark, idle advance, final windows (no I/O: a dict is the table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.footfall import Reading
+from streams.windows import Cell, WindowConfig, WindowEngine
+
+MIN = 60_000
+W = 5 * MIN
+CFG = WindowConfig(window_ms=W, grace_ms=2 * MIN, idle_ms=30_000, live_ms=15 * MIN, retention_ms=48 * 60 * MIN)
+T0 = 1_795_785_000_000  # 2026-11-27 13:10 UTC, a window start
+
+
+def rd(sensor: str, minute: int, visitors: int, zone: str = "z1", minutes: int = 1) -> Reading:
+    return Reading(sensor, zone, T0 + minute * MIN, minutes * MIN, visitors)
+
+
+class Loop:
+    """What the windows agent does per message, minus Kafka and Redis."""
+
+    def __init__(self, cfg: WindowConfig = CFG) -> None:
+        self.engine = WindowEngine(cfg)
+        self.state: dict[str, Any] = {}
+        self.published: list[Cell] = []
+
+    def data(self, ts: int, readings: list[Reading], partition: int = 0) -> None:
+        self.engine.ingest(self.state, partition, ts, readings)
+        self._close(partition)
+
+    def tick(self, ts: int, partition: int = 0) -> None:
+        self.engine.tick(self.state, partition, ts)
+        self._close(partition)
+
+    def _close(self, partition: int) -> None:
+        cells = self.engine.due(self.state, partition)
+        self.published += cells
+        self.engine.finalize(self.state, partition, cells)
+
+
+def test_counts_sum_per_window_and_sensor() -> None:
+    loop = Loop()
+    loop.data(T0 + 10 * MIN, [rd("a", 0, 5), rd("b", 0, 7), rd("a", 4, 1), rd("c", 5, 3)])
+    w0 = loop.state[f"w|z1|{T0}"]
+    assert w0["v"] == 13
+    assert w0["s"] == {"a": 2 * MIN, "b": MIN}
+    assert loop.state[f"w|z1|{T0 + W}"]["v"] == 3
+
+
+@pytest.mark.parametrize(
+    ("second", "expect_accepted", "expect_dup"),
+    [
+        (rd("a", 0, 5), 0, 1),  # the same reading again: counted once
+        (rd("a", 0, 9), 0, 1),  # same (sensor, start) with another count: first one wins, no revision
+        (rd("b", 0, 5), 1, 0),  # another sensor, same minute: new
+        (rd("a", 1, 5), 1, 0),  # same sensor, next minute: new
+        (rd("a", 0, 5, zone="z2"), 1, 0),  # a sensor id is unique in the registry; zone keeps keys apart
+    ],
+)
+def test_dedupe(second: Reading, expect_accepted: int, expect_dup: int) -> None:
+    loop = Loop()
+    loop.data(T0, [rd("a", 0, 5)])
+    res = loop.engine.ingest(loop.state, 0, T0, [second])
+    assert (res.accepted, res.duplicates) == (expect_accepted, expect_dup)
+
+
+def test_window_closes_at_end_plus_grace_by_event_time() -> None:
+    loop = Loop()
+    loop.data(T0 + 6 * MIN, [rd(s, m, 10) for m in range(5) for s in "abc"])
+    assert loop.published == []
+    loop.data(T0 + 6 * MIN, [rd("a", 5, 1)])  # reading ends at T0+6min < end+grace = T0+7min
+    assert loop.published == []
+    loop.data(T0 + 7 * MIN, [rd("a", 6, 1)])  # ends at T0+7min: closes [T0, T0+5min)
+    assert loop.published == [Cell("z1", T0, T0 + W, 150, 3, 15 * MIN)]
+
+
+def test_watermark_never_passes_the_message_time() -> None:
+    # one sensor with a clock an hour fast must not close everybody's windows
+    loop = Loop()
+    loop.data(T0 + MIN, [rd("a", 0, 5), rd("fast", 60, 5)])
+    assert loop.engine.watermark(loop.state, 0) == T0 + MIN
+    assert loop.published == []
+
+
+@pytest.mark.parametrize(
+    ("tick_at", "closes"),
+    [
+        (T0 + W + 2 * MIN + 29_000, False),  # idle, but tick - idle < end + grace
+        (T0 + W + 2 * MIN + 30_000, True),  # exactly end + grace + idle: closes
+    ],
+)
+def test_idle_partition_advances_by_clock_ticks(tick_at: int, closes: bool) -> None:
+    loop = Loop()
+    loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"])
+    loop.tick(tick_at)
+    assert bool(loop.published) is closes
+
+
+def test_tick_does_not_advance_a_busy_partition() -> None:
+    loop = Loop()
+    loop.data(T0 + 20 * MIN, [rd("a", 0, 10)])  # data message at T0+20min, reading ends at T0+1min
+    loop.tick(T0 + 20 * MIN + 29_000)  # not idle for 30 s yet
+    assert loop.published == []
+    loop.tick(T0 + 20 * MIN + 30_000)
+    assert [c.start_ms for c in loop.published] == [T0]
+
+
+def test_late_reading_goes_to_history_once_and_is_never_republished() -> None:
+    loop = Loop()
+    loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"])
+    loop.tick(T0 + 60 * MIN)
+    assert len(loop.published) == 1
+    res = loop.engine.ingest(loop.state, 0, T0 + 61 * MIN, [rd("a", 1, 4), rd("a", 1, 4)])
+    assert (res.late, res.duplicates, res.accepted) == (1, 1, 0)
+    loop.tick(T0 + 120 * MIN)
+    assert len(loop.published) == 1  # P9: no second version
+    assert loop.state[f"w|z1|{T0}"]["v"] == 34  # history has the late reading, once
+
+
+def test_late_reading_for_a_window_that_never_had_data() -> None:
+    loop = Loop()
+    loop.data(T0 + 30 * MIN, [rd("a", 25, 1)])
+    res = loop.engine.ingest(loop.state, 0, T0 + 30 * MIN, [rd("a", 0, 3)])
+    assert res.late == 1
+    loop.tick(T0 + 120 * MIN)
+    assert [c.start_ms for c in loop.published] == [T0 + 25 * MIN]
+
+
+def test_recent_keeps_the_live_span() -> None:
+    loop = Loop()
+    for m in range(30):
+        loop.data(T0 + (m + 1) * MIN, [rd(s, m, 1) for s in "abc"])
+    loop.tick(T0 + 120 * MIN)
+    recent = loop.engine.recent(loop.state, "z1")
+    assert [c.start_ms for c in recent] == [T0 + 15 * MIN, T0 + 20 * MIN, T0 + 25 * MIN]
+    assert len(loop.published) == 6
+
+
+def test_expired_keys_only_of_own_zones_and_past_retention() -> None:
+    engine = WindowEngine(CFG)
+    keys = [f"w|z1|{T0}", f"w|z2|{T0}", f"w|z1|{T0 + CFG.retention_ms}", "p|0", "r|z1"]
+    assert engine.expired(keys, {"z1"}, T0 + CFG.retention_ms + 1) == [f"w|z1|{T0}"]
+
+
+# -- properties --------------------------------------------------------------------------------------------
+
+readings_st = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 40), st.integers(0, 50),
+              st.sampled_from([1, 1, 1, 2, 7])),
+    min_size=1, max_size=40, unique_by=lambda t: (t[0], t[1]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(readings=readings_st, data=st.data())
+def test_no_reading_lost_or_counted_twice(readings: list[tuple[str, int, int, int]], data: st.DataObject) -> None:
+    """Any order, any duplication, any clock ticks: every person is in exactly one place, once.
+
+    Each reading's people end up either in a published window or (late) in a final window's history; the
+    sum over all window states equals the sum of distinct readings, and no window is published twice.
+    """
+    distinct = [rd(s, m, v, minutes=n) for s, m, v, n in readings]
+    deliveries = data.draw(st.lists(st.sampled_from(distinct), min_size=len(distinct), max_size=3 * len(distinct)))
+    deliveries += distinct  # every reading arrives at least once
+    deliveries = data.draw(st.permutations(deliveries))
+    loop = Loop()
+    ts = T0
+    for r in deliveries:
+        ts += data.draw(st.integers(0, 3 * MIN))
+        if data.draw(st.booleans()):
+            loop.tick(ts)
+        loop.data(ts, [r])
+    loop.tick(ts + 10 * 60 * MIN)
+    total = sum(r.visitors for r in distinct)
+    in_state = sum(v["v"] for k, v in loop.state.items() if k.startswith("w|"))
+    assert in_state == total
+    starts = [(c.zone_id, c.start_ms) for c in loop.published]
+    assert len(starts) == len(set(starts))
+    assert all(v["f"] for k, v in loop.state.items() if k.startswith("w|"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(readings=readings_st, data=st.data())
+def test_in_order_delivery_publishes_everything(readings: list[tuple[str, int, int, int]], data: st.DataObject) -> None:
+    """One-minute readings arriving in time order (within grace) are all published, none late."""
+    distinct = sorted((rd(s, m, v) for s, m, v, _ in readings), key=lambda r: r.end_ms)
+    loop = Loop()
+    late = 0
+    for r in distinct:
+        late += loop.engine.ingest(loop.state, 0, r.end_ms, [r]).late
+        loop.data(r.end_ms, [])
+    loop.tick(distinct[-1].end_ms + 10 * 60 * MIN)
+    assert late == 0
+    assert sum(c.visitors for c in loop.published) == sum(r.visitors for r in distinct)
