@@ -39,7 +39,7 @@ def decode_readings(zone_id: str, doc: dict[str, Any]) -> list[Reading]:
     return [Reading(s, zone_id, start, dur, v) for s, start, dur, v in doc["r"]]
 
 
-def rejection_record(rej: Rejection, event: faust.EventT, now_ms: int) -> bytes:
+def rejection_record(rej: Rejection, event: faust.EventT[bytes], now_ms: int) -> bytes:
     msg = event.message
     return orjson.dumps({
         "reason": rej.reason, "detail": rej.detail, "topic": msg.topic, "partition": msg.partition,

@@ -39,7 +39,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     from api.server import serve
-
     from drukte.registry_check import load_registry
 
     settings = _settings(args)

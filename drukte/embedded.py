@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from drukte.errors import DrukteError
 
@@ -95,12 +96,14 @@ def store_binary() -> str:
 def start_broker(port: int | None = None, log: Path | None = None) -> Service:
     port = port or free_port()
     addr = f"tcp://127.0.0.1:{port}"
-    out = log.open("ab") if log else subprocess.DEVNULL
+    out: Any = log.open("ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [broker_binary(), "broker", "--listener-url", addr, "--advertised-listener-url", addr],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+        start_new_session=True, preexec_fn=_die_with_parent,
     )
+    if log:
+        out.close()  # the child holds its own descriptor
     svc = Service("broker", f"kafka://127.0.0.1:{port}", port, proc)
     _register(svc)
     wait_for_port(port, proc, "the Tansu broker")
@@ -113,11 +116,13 @@ def start_store(port: int | None = None, data_dir: Path | None = None, log: Path
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
         args += ["--dir", str(data_dir)]
-    out = log.open("ab") if log else subprocess.DEVNULL
+    out: Any = log.open("ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+        start_new_session=True, preexec_fn=_die_with_parent,
     )
+    if log:
+        out.close()
     svc = Service("store", f"redis://127.0.0.1:{port}/0", port, proc)
     _register(svc)
     wait_for_port(port, proc, "the Valkey/Redis store")

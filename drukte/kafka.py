@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -34,10 +35,9 @@ async def ensure_topics(url: str, specs: list[TopicSpec], partitions: int, attem
                 if s.name not in existing
             ]
             if new:
-                try:
+                # another process may create a topic between our list and create: that is fine
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(new)
-                except TopicAlreadyExistsError:
-                    pass  # another process created it between list and create
             return
         except KafkaError as exc:
             last = exc

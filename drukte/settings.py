@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     kafka_url: str | None = Field(None, description="Kafka bootstrap, e.g. kafka://host:9092; unset = embedded")
     redis_url: str | None = Field(None, description="Redis/Valkey URL, e.g. redis://host:6379/0; unset = embedded")
     registry: Path = Field(DEFAULT_REGISTRY, description="registry YAML of cities, zones, sensors")
-    window_s: int = Field(300, ge=1, le=3600, description="publication window (s); divides an hour, aligned to the clock")
+    window_s: int = Field(300, ge=1, le=3600, description="publication window (s); divides an hour, clock-aligned")
     grace_s: int = Field(120, ge=0, le=86400, description="how long after a window ends readings still count")
     idle_s: int = Field(30, ge=1, le=3600, description="a partition without data this long advances by clock")
     tick_s: float = Field(1.0, gt=0, le=60, description="how often the worker sends clock ticks")

@@ -93,7 +93,7 @@ class FootfallParser:
         try:
             self._validate(doc)
         except fastjsonschema.JsonSchemaException as exc:
-            return str(exc.message)[:300]
+            return str(exc)[:300]
         return None
 
     def _reading(self, r: dict[str, Any], now_ms: int, i: int, out: Parsed) -> Reading | None:

@@ -20,8 +20,9 @@ LEVEL_KEYS = ("normal", "busy", "very_busy")
 DEFAULT_LEVELS = {"normal": 300, "busy": 1500, "very_busy": 3500}
 MIN_SENSORS_PER_ZONE = 3
 
-_CORE_TAG = "tag:yaml.org,2002:"
-_NULL_TAG = _CORE_TAG + "null"
+_NULL_TAG = "tag:yaml.org,2002:null"
+# The plain scalar types of YAML; anything else (`!!python/...`, custom `!tags`) is refused, never constructed.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +103,6 @@ class _Map:
     def get(self, key: str) -> yaml.Node | None:
         return self.values.get(key)
 
-    def __contains__(self, key: str) -> bool:
-        return key in self.values
-
 
 class _Checker:
     """Walks the composed YAML node tree, collecting every problem with its line number.
@@ -156,6 +154,16 @@ class _Checker:
             return []
         return list(node.value)
 
+    def nonempty_seq(
+        self, node: yaml.Node | None, what: str, at: yaml.Node, min_len: int, empty: str
+    ) -> list[yaml.Node]:
+        """A list that needs `min_len` entries; too short reports `empty` at `at`, unless it was no list at all."""
+        before = len(self.problems)
+        items = self.seq(node, what)
+        if len(items) < min_len and len(self.problems) == before:
+            self.fail(at, empty)
+        return items
+
     def _scalar(self, m: _Map, key: str, what: str, required: bool) -> yaml.ScalarNode | None:
         node = m.get(key)
         if node is None:
@@ -165,7 +173,7 @@ class _Checker:
         if not isinstance(node, yaml.ScalarNode):
             self.fail(node, f"{what}: {key!r} must be a single value, not a list or mapping")
             return None
-        if not node.tag.startswith(_CORE_TAG):
+        if node.tag not in _PLAIN_TAGS:
             self.fail(node, f"{what}: {key!r} has YAML tag {node.tag!r}; only plain values are allowed")
             return None
         if node.tag == _NULL_TAG or not node.value.strip():
@@ -211,7 +219,8 @@ def _compose(text: str) -> yaml.Node | None:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        msg = f"not valid YAML: {exc.problem or exc.context}"
+        # PyYAML words it as "<context> ... but <problem>"; we lead with the problem, which is on the line we report.
+        msg = f"not valid YAML: {(exc.problem or exc.context or 'syntax error').removeprefix('but ')}"
         if exc.problem and exc.context:
             where = f" on line {exc.context_mark.line + 1}" if exc.context_mark else ""
             msg += f" ({exc.context}{where})"
@@ -275,12 +284,13 @@ def _zone(ck: _Checker, node: yaml.Node, city_id: str | None, city_levels: Level
     area = ck.whole(m, "area_m2", zwhat, 1, "m²")
     if zid:
         ck.unique("zone", zid, m.values["id"])
-    snodes = ck.seq(m.get("sensors"), f"{zwhat} sensors")
-    sensors = [s for sn in snodes if (s := _sensor(ck, sn, zid, zwhat)) is not None]
     # Counted on the file's entries, not the valid ones: a broken sensor already has its own message.
-    if len(snodes) < MIN_SENSORS_PER_ZONE:
-        ck.fail(m.node, f"{zwhat}: needs at least {MIN_SENSORS_PER_ZONE} sensors, has {len(snodes)} "
-                        "(privacy rule P7: one counter must not reveal one shop)")
+    snode = m.get("sensors")
+    n_sensors = len(snode.value) if isinstance(snode, yaml.SequenceNode) else 0
+    snodes = ck.nonempty_seq(snode, f"{zwhat} sensors", m.node, MIN_SENSORS_PER_ZONE,
+                             f"{zwhat}: needs at least {MIN_SENSORS_PER_ZONE} sensors, has {n_sensors} "
+                             "(privacy rule P7: one counter must not reveal one shop)")
+    sensors = [s for sn in snodes if (s := _sensor(ck, sn, zid, zwhat)) is not None]
     zlevels = _levels(ck, m.get("levels"), city_levels, zwhat)
     if zid and city_id and name:
         return Zone(zid, name, city_id, tuple(sensors), zlevels, area)
@@ -310,9 +320,7 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
         ck.fail(m.values["country"], f"{what}: country {country!r} must be a two-letter ISO code like BE")
         country = None
     city_levels = _levels(ck, m.get("levels"), base, what)
-    znodes = ck.seq(m.get("zones"), f"{what} zones")
-    if not znodes:
-        ck.fail(m.node, f"{what}: needs at least one zone")
+    znodes = ck.nonempty_seq(m.get("zones"), f"{what} zones", m.node, 1, f"{what}: needs at least one zone")
     zones = [z for zn in znodes if (z := _zone(ck, zn, cid, city_levels, what)) is not None]
     if cid and name and tz and country:
         return City(cid, name, tz, country, tuple(zones))
@@ -357,9 +365,8 @@ def parse_registry(text: str) -> Registry:
     if dnode is not None and (dm := ck.mapping(dnode, "defaults")) is not None:
         ck.unknown_keys(dm, {"levels"}, "defaults")
         base = _levels(ck, dm.get("levels"), base, "defaults")
-    cnodes = ck.seq(top.get("cities"), "cities")
-    if not cnodes:
-        ck.fail(top.keys.get("cities", root), "registry: needs a 'cities:' list with at least one city")
+    cnodes = ck.nonempty_seq(top.get("cities"), "cities", top.keys.get("cities", root), 1,
+                             "registry: needs a 'cities:' list with at least one city")
     cities = [c for nr, cn in enumerate(cnodes, 1) if (c := _city(ck, cn, nr, base)) is not None]
     merchants = [mc for mn in ck.seq(top.get("merchants"), "merchants") if (mc := _merchant(ck, mn)) is not None]
     if ck.problems:

@@ -109,6 +109,9 @@ class WindowEngine:
                         "v": old["v"], "s": dict(old["s"]), "k": list(old["k"]), "f": old["f"]}
                 if tag in ws["k"]:
                     dup_any = True
+                    if not ws["f"] and w not in open_.setdefault(r.zone_id, []):
+                        # a restored changelog may hold the window but not yet the partition's list of it
+                        open_[r.zone_id].append(w)
                     continue
                 final = ws["f"] or w + cfg.window_ms + cfg.grace_ms <= wm
                 if final and w + cfg.retention_ms < wm:
@@ -155,8 +158,8 @@ class WindowEngine:
         cells = []
         for zone, starts in pst["open"].items():
             for s in starts:
-                if s + cfg.window_ms + cfg.grace_ms <= wm:
-                    ws = state[_wkey(zone, s)]
+                ws = state.get(_wkey(zone, s))
+                if ws is not None and s + cfg.window_ms + cfg.grace_ms <= wm:
                     cells.append(Cell(zone, s, s + cfg.window_ms, int(ws["v"]), len(ws["s"]),
                                       sum(ws["s"].values())))
         cells.sort(key=lambda c: (c.start_ms, c.zone_id))

@@ -1,0 +1,58 @@
+"""The FastAPI application factory: everything it reads (settings, registry, store, clock) is injected."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
+
+from api import problems
+from api.observe import Observe
+from api.routes import Context, build_router
+from api.store import LiveStore
+from drukte.metrics import ApiMetrics
+from drukte.settings import Settings
+from streams.registry import Registry
+
+DESCRIPTION = """Live, privacy-first busyness of city shopping zones.
+
+Live objects are read from the store the stream worker writes; `quality` says how old they are, and data
+older than the stale limit is shown with level `unknown`, never as quiet. Errors are RFC 9457 problem
+details (`application/problem+json`)."""
+
+
+def wall_clock_ms() -> int:
+    """Epoch milliseconds from the system clock."""
+    return time.time_ns() // 1_000_000
+
+
+def _version() -> str:
+    try:
+        return version("drukte")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(
+    settings: Settings,
+    registry: Registry,
+    redis_client: aioredis.Redis,
+    metrics_registry: CollectorRegistry | None = None,
+    clock: Callable[[], int] = wall_clock_ms,
+) -> FastAPI:
+    """Build the API. The caller owns `redis_client` (and closes it); metrics go to `metrics_registry`."""
+    metrics_registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
+    metrics = ApiMetrics(metrics_registry)
+    ctx = Context(settings, registry, LiveStore(redis_client), metrics, metrics_registry, clock)
+    app = FastAPI(title="Drukte", version=_version(), description=DESCRIPTION)
+    problems.install(app, metrics)
+    app.include_router(build_router(ctx))
+    # City screens embed widgets from other origins: any origin may read, nobody may write.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
+    app.add_middleware(Observe, metrics=metrics)  # added last = outermost: times CORS answers too
+    return app

@@ -1,0 +1,169 @@
+"""The routes of CONTRACT.md §4 that read live data, plus metrics, liveness and readiness."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.responses import PlainTextResponse, Response
+
+from api.models import Cities, CityLive, Health, Ready, ZoneLive
+from api.problems import ProblemError, problem_doc
+from api.store import LiveStore
+from drukte.metrics import ApiMetrics
+from drukte.settings import Settings
+from streams.freshness import AS_OF_MS, refresh, unknown_live
+from streams.registry import City, Registry, Zone
+
+PATH_ID = re.compile(r"[a-z0-9-]{1,64}")
+HEARTBEAT_MAX_AGE_S = 30  # /readyz fails when the worker's last tick is older than this
+_ID_RULE = "ids are 1 to 64 lower-case letters, digits and '-'"
+_WHERE = "GET /v1/cities lists the valid ids"
+_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+CityId = Annotated[str, Path(description=f"a city id from GET /v1/cities; {_ID_RULE}", examples=["mechelen"])]
+ZoneId = Annotated[str, Path(description=f"a zone id from GET /v1/cities; {_ID_RULE}",
+                             examples=["mechelen-bruul"])]
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    registry: Registry
+    store: LiveStore
+    metrics: ApiMetrics
+    metrics_registry: CollectorRegistry
+    clock: Callable[[], int]
+
+    def zone(self, zone_id: str) -> Zone:
+        zone = self.registry.zones.get(zone_id) if PATH_ID.fullmatch(zone_id) else None
+        if zone is None:
+            raise ProblemError(HTTPStatus.NOT_FOUND, _unknown("zone", zone_id))
+        return zone
+
+    def city(self, city_id: str) -> City:
+        city = self.registry.city(city_id) if PATH_ID.fullmatch(city_id) else None
+        if city is None:
+            raise ProblemError(HTTPStatus.NOT_FOUND, _unknown("city", city_id))
+        return city
+
+    def view(self, zone: Zone, stored: dict[str, Any] | None, now_ms: int) -> dict[str, Any]:
+        """The live object to serve for `zone` at `now_ms`, from what the store holds (or nothing)."""
+        if stored is None:
+            return unknown_live(zone, self.registry.city_of_zone[zone.id], now_ms)
+        s = self.settings
+        return refresh(stored, now_ms, s.stale_after_s, s.window_s, s.grace_s)
+
+
+def _unknown(kind: str, ident: str) -> str:
+    if not PATH_ID.fullmatch(ident):
+        return f"that is not a {kind} id ({_ID_RULE}); {_WHERE}"  # do not echo arbitrary input
+    return f"there is no {kind} {ident!r}; {_WHERE}"
+
+
+def _json(obj: Any) -> Response:
+    return Response(orjson.dumps(obj), media_type="application/json")
+
+
+def cities_payload(registry: Registry) -> dict[str, Any]:
+    return {"cities": [
+        {"id": c.id, "name": c.name, "timezone": c.timezone, "country": c.country, "zones": [
+            {"id": z.id, "name": z.name, "area_m2": z.area_m2, "sensors_expected": len(z.sensors),
+             "sensors": [{"id": s.id, "kind": s.kind} for s in z.sensors]}
+            for z in c.zones]}
+        for c in registry.cities]}
+
+
+def build_router(ctx: Context) -> APIRouter:
+    router = APIRouter()
+    cities_body = orjson.dumps(cities_payload(ctx.registry))
+
+    @router.get("/v1/cities", response_model=Cities, tags=["registry"], summary="Cities and their zones")
+    async def cities() -> Response:
+        return Response(cities_body, media_type="application/json")
+
+    @router.get("/v1/cities/{city_id}/live", response_model=CityLive, tags=["live"],
+                summary="The live object of every zone of a city", responses=problem_doc(404, 503))
+    async def city_live(city_id: CityId) -> Response:
+        city = ctx.city(city_id)
+        stored = await ctx.store.live([z.id for z in city.zones])
+        now = ctx.clock()
+        newest = max((s for s in stored if s is not None and isinstance(s.get(AS_OF_MS), int)),
+                     key=lambda s: int(s[AS_OF_MS]), default=None)
+        return _json({
+            "city_id": city.id,
+            "name": city.name,
+            "as_of": newest.get("as_of") if newest else None,
+            "zones": [ctx.view(z, s, now) for z, s in zip(city.zones, stored, strict=True)],
+        })
+
+    @router.get("/v1/zones/{zone_id}/live", response_model=ZoneLive, tags=["live"],
+                summary="The live object of a zone", responses=problem_doc(404, 503))
+    async def zone_live(zone_id: ZoneId) -> Response:
+        zone = ctx.zone(zone_id)
+        [stored] = await ctx.store.live([zone.id])
+        return _json(ctx.view(zone, stored, ctx.clock()))
+
+    @router.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
+                summary="Prometheus metrics")
+    async def metrics() -> Response:
+        await _update_ages(ctx)
+        return Response(generate_latest(ctx.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/healthz", response_model=Health, tags=["operations"], summary="The process is alive")
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @router.get("/readyz", response_model=Ready, tags=["operations"], responses=problem_doc(503),
+                summary=f"The store answers and the worker ticked within {HEARTBEAT_MAX_AGE_S} s")
+    async def readyz() -> Response:
+        checks = await _readiness(ctx)
+        failed = [f"{name}: {outcome}" for name, outcome in checks.items() if outcome != "ok"]
+        if failed:
+            raise ProblemError(HTTPStatus.SERVICE_UNAVAILABLE, "not ready; " + "; ".join(failed), checks=checks)
+        return _json({"status": "ready", "checks": checks})
+
+    return router
+
+
+async def _readiness(ctx: Context) -> dict[str, str]:
+    try:
+        await ctx.store.ping()
+        beat_ms = await ctx.store.heartbeat_ms()
+    except _STORE_ERRORS:
+        ctx.metrics.redis_errors.inc()
+        return {"store": "unreachable", "worker": "unknown (store unreachable)"}
+    if beat_ms is None:
+        return {"store": "ok", "worker": "no heartbeat in the store; is `drukte worker` running?"}
+    age_ms = max(0, ctx.clock() - beat_ms)
+    if age_ms >= HEARTBEAT_MAX_AGE_S * 1000:
+        return {"store": "ok", "worker": f"last heartbeat {age_ms // 1000} s ago (limit {HEARTBEAT_MAX_AGE_S} s)"}
+    return {"store": "ok", "worker": "ok"}
+
+
+async def _update_ages(ctx: Context) -> None:
+    """Set `drukte_live_age_seconds` per city from the store; +Inf for a city without data (never 'fresh')."""
+    zone_ids = list(ctx.registry.zones)
+    try:
+        stored = await ctx.store.live(zone_ids)
+    except _STORE_ERRORS:
+        ctx.metrics.redis_errors.inc()
+        return  # metrics must still be served while the store is down
+    now = ctx.clock()
+    newest: dict[str, int] = {}
+    for zone_id, obj in zip(zone_ids, stored, strict=True):
+        as_of = obj.get(AS_OF_MS) if obj else None
+        if isinstance(as_of, int):
+            city_id = ctx.registry.city_of_zone[zone_id].id
+            newest[city_id] = max(newest.get(city_id, as_of), as_of)
+    for city in ctx.registry.cities:
+        age = max(0, now - newest[city.id]) / 1000 if city.id in newest else float("inf")
+        ctx.metrics.data_age.labels(city.id).set(age)

@@ -1,0 +1,61 @@
+"""The API's read side of Redis: live objects per zone and the worker's heartbeat, in the worker's key layout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+LIVE_PREFIX = "drukte:live:"  # STRING per zone: the live object (orjson) with internal `as_of_ms`
+WINDOWS_PREFIX = "drukte:windows:"  # ZSET per zone: score = window start ms, member = that window's object
+HEARTBEAT_KEY = "drukte:worker:heartbeat"  # STRING: epoch ms of the worker's last tick
+log = logging.getLogger(__name__)
+
+
+def live_key(zone_id: str) -> str:
+    return LIVE_PREFIX + zone_id
+
+
+def _decode(zone_id: str, raw: bytes | str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        log.error("live object of zone %s in the store is not JSON (%s); serving it as unknown", zone_id, exc)
+        return None
+    if not isinstance(obj, dict):
+        log.error("live object of zone %s in the store is not a JSON object; serving it as unknown", zone_id)
+        return None
+    return obj
+
+
+class LiveStore:
+    """Reads what the stream worker wrote. Redis connection and timeout errors propagate to the caller."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+
+    async def live(self, zone_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The stored live objects of these zones, in order, with one MGET; None where there is none."""
+        if not zone_ids:
+            return []
+        raws: list[bytes | str | None] = await self._client.mget([live_key(z) for z in zone_ids])
+        return [_decode(z, raw) for z, raw in zip(zone_ids, raws, strict=True)]
+
+    async def ping(self) -> bool:
+        return bool(await self._client.ping())
+
+    async def heartbeat_ms(self) -> int | None:
+        """The worker's last tick in epoch ms; None when absent or not a number."""
+        raw = await self._client.get(HEARTBEAT_KEY)
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            log.error("worker heartbeat in the store is not epoch ms: %r", raw[:40])
+            return None

@@ -1,0 +1,163 @@
+"""`drukte simulate`: the simulated city gateways, producing footfall batches to Kafka (model: streams.simulation)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from drukte.errors import DrukteError
+from drukte.kafka import bootstrap, ensure_topics
+from drukte.settings import Settings
+from streams import simulation
+from streams.registry import City, Registry
+from streams.timegrid import format_ts
+from streams.topics import FOOTFALL
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 2026  # fixed, so a restarted simulator re-sends identical batches (deduplicated downstream)
+PROGRESS_EVERY_S = 10.0
+MAX_MINUTES_PER_STEP = 60  # per city and loop turn while catching up: keeps stop and progress responsive
+MAX_WAIT_S = 1.0
+MINUTE_MS = simulation.MINUTE_MS
+SEND_LAG_MS = simulation.SEND_DELAY_MS  # a minute is sent 3 s after it ends
+
+
+def _cities(registry: Registry, city: str | None) -> list[City]:
+    if city is None:
+        return list(registry.cities)
+    return [simulation.city_of(registry, city)]
+
+
+async def run_simulator(
+    settings: Settings,
+    registry: Registry,
+    *,
+    city: str | None,
+    speed: float,
+    days: float,
+    backfill_min: int = 30,
+    stop: asyncio.Event | None = None,
+    clock: Callable[[], float] = time.time,
+    seed: int = DEFAULT_SEED,
+    outage_rate: float = simulation.OUTAGE_RATE,
+    duplicate_rate: float = simulation.DUPLICATE_RATE,
+) -> int:
+    """Run one simulated gateway per city (or only `city`) until `stop` is set; return the batches sent.
+
+    Time, with `t0 = clock()` at start and `origin = t0 - days`:
+
+    1. Backfill: the `backfill_min` whole minutes before `origin` are sent at once, as a gateway sends what it
+       buffered, so the first windows close right away.
+    2. History (only with `days` > 0): simulated time runs from `origin` at `speed` simulated seconds per real
+       second (`inf` = as fast as the broker takes it), one batch per city and simulated minute.
+    3. Live: simulated time never overtakes the wall clock (the worker rejects readings from the future), so
+       once history has caught up, or from the start when `days` is 0, each minute is sent 3 s after it ends.
+       `speed` then no longer matters; with `speed` < 1 and `days` > 0 history never catches up.
+
+    Batches are JSON (CONTRACT.md §3) on `footfall.counts.v1`, keyed by `source`. A fixed `seed` makes a
+    restart re-send identical batches, which the worker deduplicates. Logs one progress line about every 10 s.
+    Unknown `city` → `DrukteError` listing the valid ids.
+    """
+    cities = _cities(registry, city)
+    if not cities:
+        msg = "the registry has no cities to simulate"
+        raise DrukteError(msg)
+    if not speed > 0:
+        msg = f"--speed must be above 0, got {speed}"
+        raise DrukteError(msg)
+    if days < 0 or backfill_min < 0:
+        msg = f"--days and the backfill must not be negative, got days={days}, backfill_min={backfill_min}"
+        raise DrukteError(msg)
+    if settings.kafka_url is None:
+        msg = "DRUKTE_KAFKA_URL is not set: point it at Kafka, or run `drukte up` for an embedded broker"
+        raise DrukteError(msg)
+    stop = stop if stop is not None else asyncio.Event()
+    await ensure_topics(settings.kafka_url, [FOOTFALL], settings.partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), client_id="drukte-simulator",
+                                acks="all", linger_ms=20)
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        msg = f"the simulator could not connect to Kafka at {settings.kafka_url}: {exc}"
+        raise DrukteError(msg) from exc
+    sim = _Gateways(cities, registry, producer, seed, outage_rate, duplicate_rate)
+    t0 = clock()
+    origin = t0 - days * 86400.0
+    next_min = math.floor(origin * 1000) // MINUTE_MS - backfill_min  # first epoch minute to send
+    last_log = asyncio.get_running_loop().time()
+    log.info("simulator: %d cities, from %s at speed %g", len(cities),
+             format_ts(next_min * MINUTE_MS, cities[0].timezone), speed)
+    try:
+        while not stop.is_set():
+            real = clock()
+            upto_ms = _simulated_ms(real, t0, origin, speed)
+            due_end = min(upto_ms // MINUTE_MS, next_min + MAX_MINUTES_PER_STEP)  # minutes ending by upto_ms
+            if due_end > next_min:
+                await sim.send(next_min * MINUTE_MS, due_end * MINUTE_MS)
+                next_min = due_end
+            else:
+                wait = _due_in_s((next_min + 1) * MINUTE_MS, real, t0, origin, speed)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(max(wait, 0.01), MAX_WAIT_S))
+            now_mono = asyncio.get_running_loop().time()
+            if now_mono - last_log >= PROGRESS_EVERY_S:
+                last_log = now_mono
+                behind_h = (real * 1000 - SEND_LAG_MS - next_min * MINUTE_MS) / 3_600_000
+                mode = "live" if behind_h < 1 / 30 else f"catching up, {behind_h:.1f} h behind"
+                log.info("simulator: %d batches sent, simulated time %s (%s)", sim.sent,
+                         format_ts(next_min * MINUTE_MS, cities[0].timezone), mode)
+    finally:
+        await producer.stop()
+    log.info("simulator: stopped after %d batches", sim.sent)
+    return sim.sent
+
+
+
+def _simulated_ms(real: float, t0: float, origin: float, speed: float) -> int:
+    """Simulated now in epoch ms: `origin` advancing at `speed`, capped at the wall clock minus the send lag."""
+    live = real * 1000 - SEND_LAG_MS
+    if math.isinf(speed):
+        return math.floor(live)
+    return math.floor(min(live, (origin + speed * (real - t0)) * 1000))
+
+
+def _due_in_s(end_ms: int, real: float, t0: float, origin: float, speed: float) -> float:
+    """Real seconds until the minute ending at `end_ms` may be sent."""
+    live_due = (end_ms + SEND_LAG_MS) / 1000
+    sim_due = t0 if math.isinf(speed) else t0 + (end_ms / 1000 - origin) / speed
+    return max(live_due, sim_due) - real
+
+
+class _Gateways:
+    """Sends the batches of every city for a range of minutes, waiting for the broker's acknowledgements."""
+
+    def __init__(self, cities: list[City], registry: Registry, producer: Any, seed: int, outage_rate: float,
+                 duplicate_rate: float) -> None:
+        self.cities, self.registry, self.producer, self.seed = cities, registry, producer, seed
+        self.outage_rate, self.duplicate_rate = outage_rate, duplicate_rate
+        self.sent = 0
+
+    async def send(self, start_ms: int, end_ms: int) -> None:
+        pending = []
+        for city in self.cities:
+            for batch in simulation.batches(self.registry, city.id, start_ms, end_ms, self.seed,
+                                            outage_rate=self.outage_rate, duplicate_rate=self.duplicate_rate):
+                pending.append(await self.producer.send(
+                    FOOTFALL.name, value=orjson.dumps(batch), key=batch["source"].encode()))
+        try:
+            await asyncio.gather(*pending)
+        except KafkaError as exc:
+            msg = f"the simulator could not deliver batches to {FOOTFALL.name}: {exc}"
+            raise DrukteError(msg) from exc
+        self.sent += len(pending)
