@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from drukte.errors import DrukteError
 from drukte.settings import Settings, load_settings
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    overrides: dict[str, Any] = dict(extra)
+def _settings(args: argparse.Namespace) -> Settings:
+    """The environment, read once, with the command line's --registry and --port on top."""
+    overrides: dict[str, Any] = {}
     if getattr(args, "registry", None):
         overrides["registry"] = Path(args.registry)
     if getattr(args, "port", None):
@@ -22,46 +24,42 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(**overrides)
 
 
-def cmd_registry_check(args: argparse.Namespace) -> int:
+def cmd_registry_check(args: argparse.Namespace, settings: Settings) -> int:
     from drukte.registry_check import check_file
 
     return check_file(Path(args.file), sys.stdout)
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from agents.main import run_worker
     from drukte.registry_check import load_registry
 
-    settings = _settings(args)
     run_worker(settings, load_registry(settings.registry))
     return 0
 
 
-def cmd_api(args: argparse.Namespace) -> int:
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from api.server import serve
     from drukte.registry_check import load_registry
 
-    settings = _settings(args)
     serve(settings, load_registry(settings.registry))
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from drukte.registry_check import load_registry
     from drukte.simulator import run_simulator
 
-    settings = _settings(args)
     registry = load_registry(settings.registry)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulator(settings, registry, city=args.city, speed=args.speed, days=args.days))
     return 0
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from drukte import stack
 
-    settings = _settings(args)
-    return stack.up(settings, simulator=not args.no_simulator, registry_arg=args.registry)
+    return stack.up(settings, simulator=not args.no_simulator)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args)
+        settings = _settings(args)
+        if args.command != "worker":  # the worker's logging is Faust's
+            logging.basicConfig(level=settings.log_level.upper(),
+                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        code: int = args.func(args, settings)
     except DrukteError as exc:
         print(f"drukte: {exc}", file=sys.stderr)
         return 2

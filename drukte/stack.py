@@ -20,7 +20,7 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def up(settings: Settings, *, simulator: bool, registry_arg: str | None) -> int:
+def up(settings: Settings, *, simulator: bool) -> int:
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
