@@ -70,7 +70,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"  DRUKTE_{loc.upper()}: {err['msg']}")
-        msg = "invalid configuration:\n" + "\n".join(lines)
-        raise SettingsError(msg) from exc
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"  DRUKTE_{loc.upper()}: {msg}" if loc else f"  {msg}")
+        text = "invalid configuration (fix the environment variable and start again):\n" + "\n".join(lines)
+        raise SettingsError(text) from exc
