@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from drukte.metrics import WorkerMetrics
+from streams.storekeys import HEARTBEAT_KEY, live_key, windows_key
 
 log = logging.getLogger(__name__)
 HISTORY_MS = 8 * 24 * 3_600_000  # windows kept per zone in Redis: a week and a day, for /today and charts
@@ -19,17 +20,6 @@ HISTORY_MS = 8 * 24 * 3_600_000  # windows kept per zone in Redis: a week and a 
 class LiveStore(Protocol):
     async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]]) -> None: ...
     async def heartbeat(self, now_ms: int) -> None: ...
-
-
-def live_key(zone_id: str) -> str:
-    return f"drukte:live:{zone_id}"
-
-
-def windows_key(zone_id: str) -> str:
-    return f"drukte:windows:{zone_id}"
-
-
-HEARTBEAT_KEY = "drukte:worker:heartbeat"
 
 
 class RedisStore:

@@ -9,14 +9,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-LIVE_PREFIX = "drukte:live:"  # STRING per zone: the live object (orjson) with internal `as_of_ms`
-WINDOWS_PREFIX = "drukte:windows:"  # ZSET per zone: score = window start ms, member = that window's object
-HEARTBEAT_KEY = "drukte:worker:heartbeat"  # STRING: epoch ms of the worker's last tick
+from streams.storekeys import HEARTBEAT_KEY, live_key
+
 log = logging.getLogger(__name__)
-
-
-def live_key(zone_id: str) -> str:
-    return LIVE_PREFIX + zone_id
 
 
 def _decode(zone_id: str, raw: bytes | str | None) -> dict[str, Any] | None:

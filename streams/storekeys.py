@@ -1,0 +1,15 @@
+"""The Redis key layout shared by the worker (writes) and the API (reads); values are orjson, written whole."""
+
+from __future__ import annotations
+
+LIVE_PREFIX = "drukte:live:"  # STRING per zone: the live object with internal `as_of_ms`
+WINDOWS_PREFIX = "drukte:windows:"  # ZSET per zone: score = window start ms, member = that window's object
+HEARTBEAT_KEY = "drukte:worker:heartbeat"  # STRING: epoch ms of the worker's last tick
+
+
+def live_key(zone_id: str) -> str:
+    return LIVE_PREFIX + zone_id
+
+
+def windows_key(zone_id: str) -> str:
+    return WINDOWS_PREFIX + zone_id
