@@ -17,13 +17,17 @@ from agents.store import LiveStore
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
 from streams.footfall import FootfallParser, IngestPolicy, Reading, Rejection
-from streams.publication import PrivacyPolicy, live_object
+from streams.forecast import forecast
+from streams.masking import mask_text
+from streams.publication import PrivacyPolicy, Usual, live_object
 from streams.registry import Registry
 from streams.timegrid import format_ts
+from streams.usual import UsualModel
 from streams.windows import Cell, WindowConfig, WindowEngine
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
+HORIZON_MS = 2 * HOUR_MS  # the forecast's reach
 RETENTION_MS = 48 * HOUR_MS  # final windows kept for late dedupe: a gateway may resend a day
 
 
@@ -31,8 +35,8 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def encode_readings(readings: list[Reading]) -> bytes:
-    return orjson.dumps({"r": [[r.sensor_id, r.start_ms, r.dur_ms, r.visitors] for r in readings]})
+def encode_readings(source: str, readings: list[Reading]) -> bytes:
+    return orjson.dumps({"s": source, "r": [[r.sensor_id, r.start_ms, r.dur_ms, r.visitors] for r in readings]})
 
 
 def decode_readings(zone_id: str, doc: dict[str, Any]) -> list[Reading]:
@@ -56,11 +60,17 @@ class FootfallPath:
         self.clock = clock
         self.partitions = settings.partitions
         self.tick_s = settings.tick_s
+        self.idle_ms = settings.idle_s * 1000
+        self.ingest_seen_ms = 0
+        self.ingest_lag_ms = 0
         self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
+        self.usual = UsualModel(registry, lambda zone, day: self.engine.history(self.table, zone, day),
+                                window_ms=settings.window_s * 1000, weeks=settings.baseline_weeks,
+                                min_sensors=settings.min_sensors)
         self.engine = WindowEngine(WindowConfig(
             window_ms=settings.window_s * 1000, grace_ms=settings.grace_s * 1000, idle_ms=settings.idle_s * 1000,
-            live_ms=settings.live_s * 1000, retention_ms=RETENTION_MS))
+            live_ms=settings.live_s * 1000, retention_ms=RETENTION_MS), self.usual.calendar)
         self.privacy = PrivacyPolicy(k_min=settings.k_min, min_sensors=settings.min_sensors)
         self.table = app.Table("zone-windows", default=None, partitions=settings.partitions)
         app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
@@ -71,17 +81,22 @@ class FootfallPath:
         async for event in stream.events():
             t0 = time.perf_counter()
             now = self.clock()
+            self.ingest_seen_ms = now
+            self.ingest_lag_ms = now - int(event.message.timestamp * 1000)
             parsed = self.parser.parse(event.value, now)
             self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc()
             for rej in parsed.rejections:
                 self.metrics.rejected.labels(rej.reason).inc()
-                await self.topics.rejected.send(key=event.key, value=rejection_record(rej, event, now))
+                # the input key is whatever the sender chose: mask it like the payload (P1)
+                key = mask_text(bytes(event.key or b"").decode("utf-8", "replace")[:128]).encode()
+                await self.topics.rejected.send(key=key, value=rejection_record(rej, event, now))
             by_zone: dict[str, list[Reading]] = defaultdict(list)
             for r in parsed.readings:
                 by_zone[r.zone_id].append(r)
             for zone_id, readings in by_zone.items():
-                # attached to this event's offset: sent before it is committed, so nothing is lost
-                await self.topics.byzone.send(key=zone_id.encode(), value=encode_readings(readings))
+                # Faust flushes the producer before it commits this event's offset: nothing is lost
+                await self.topics.byzone.send(key=zone_id.encode(),
+                                              value=encode_readings(parsed.source or "?", readings))
             self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
             yield None
 
@@ -97,15 +112,16 @@ class FootfallPath:
                     self.purge(msg.partition)
             else:
                 zone_id = bytes(event.key).decode()
-                res = self.engine.ingest(self.table, msg.partition, ts, decode_readings(zone_id, doc))
+                res = self.engine.ingest(self.table, msg.partition, doc["s"], ts, decode_readings(zone_id, doc))
                 self.metrics.readings_in.inc(res.accepted)
                 self.metrics.duplicates.inc(res.duplicates)
                 self.metrics.late.inc(res.late)
+                self.metrics.late_untracked.inc(res.untracked)
             wm = self.engine.watermark(self.table, msg.partition)
             self.metrics.watermark_lag.labels(str(msg.partition)).set(max(0, self.clock() - wm) / 1000)
             cells = self.engine.due(self.table, msg.partition)
             if cells:
-                await self.publish(cells)
+                await self.publish(cells, ts)
                 self.engine.finalize(self.table, msg.partition, cells)
             self.metrics.batch_seconds.labels("windows").observe(time.perf_counter() - t0)
             yield None
@@ -117,29 +133,53 @@ class FootfallPath:
         for key in self.engine.expired(list(self.table.keys()), zones, wm):
             del self.table[key]
 
-    async def publish(self, cells: list[Cell]) -> None:
+    def usual_for(self, cells: list[Cell], recent: list[Cell], msg_ts: int) -> Usual:
+        """Bands for `cells`, the weekly peak, and the 2-hour forecast after the newest of them.
+
+        Windows closed more than an hour before the message that closed them are history (a replay): they get
+        no forecast, which nobody would read and which would make replays slow. The decision uses the log's
+        timestamp, so a republish after a crash yields the same bytes.
+        """
+        zone_id, newest = cells[-1].zone_id, cells[-1]
+        bands = [self.usual.band(zone_id, c.start_ms) for c in cells]
+        peak = self.usual.peak(zone_id, newest.start_ms)
+        if newest.end_ms < msg_ts - HOUR_MS:
+            return Usual(bands, peak, [])
+        window_ms = self.engine.cfg.window_ms
+        observed = [(c.start_ms, float(c.visitors)) for c in recent
+                    if c.start_ms <= newest.start_ms and c.sensors >= self.privacy.min_sensors]
+        ahead = forecast(observed, usual=lambda s: self.usual.p50(zone_id, s),
+                         last_week=lambda s: self.usual.last_week(zone_id, s), now_end_ms=newest.end_ms,
+                         window_ms=window_ms, horizon_windows=HORIZON_MS // window_ms)
+        return Usual(bands, peak, [(s, v, self.usual.p50(zone_id, s)) for s, v in ahead])
+
+    async def publish(self, cells: list[Cell], msg_ts: int) -> None:
         """Topic first (awaited), then Redis, then the caller marks them final: a crash in between
         republishes the same bytes instead of losing a window."""
         cfg = self.engine.cfg
+        self.usual.forget()
         windows, futures = [], []
+        recents = {z: self.engine.recent_with(self.table, z, cells) for z in {c.zone_id for c in cells}}
         for cell in cells:
             zone = self.registry.zones[cell.zone_id]
             city = self.registry.city_of_zone[cell.zone_id]
-            obj = live_object(zone, city, [cell], self.privacy, window_ms=cfg.window_ms, grace_ms=cfg.grace_ms)
+            obj = live_object(zone, city, [cell], self.privacy, window_ms=cfg.window_ms, grace_ms=cfg.grace_ms,
+                              usual=self.usual_for([cell], recents[cell.zone_id], msg_ts))
             windows.append(obj)
+            public = {k: v for k, v in obj.items() if k != "as_of_ms"}  # the contract object, nothing internal
             futures.append(await self.topics.busyness.send(
-                key=cell.zone_id.encode(), value=orjson.dumps(obj), force=True))
+                key=cell.zone_id.encode(), value=orjson.dumps(public), force=True))
             self.metrics.windows_published.labels(cell.zone_id).inc()
             if obj["privacy"]["reason"]:
                 self.metrics.windows_suppressed.labels(obj["privacy"]["reason"]).inc()
         for fut in futures:
             await fut
         lives = []
-        for zone_id in sorted({c.zone_id for c in cells}):
-            recent = self.engine.recent_with(self.table, zone_id, cells)
+        for zone_id, recent in sorted(recents.items()):
+            span = [c for c in recent if c.start_ms >= recent[-1].end_ms - cfg.live_ms]
             zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
-            lives.append(live_object(zone, city, recent, self.privacy, window_ms=cfg.window_ms,
-                                     grace_ms=cfg.grace_ms))
+            lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,
+                                     grace_ms=cfg.grace_ms, usual=self.usual_for(span, recent, msg_ts)))
         await self.store.publish(windows, lives)
         now = self.clock()
         for cell in cells:
@@ -147,8 +187,16 @@ class FootfallPath:
             if delay_ms < HOUR_MS:  # replays of history would drown the live latency
                 self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)
 
+    def catching_up(self) -> bool:
+        """True while ingest works through a backlog (input written well before we read it). Clock ticks
+        then wait: a tick written before the backlog's regrouped readings would close their windows early."""
+        busy = self.clock() - self.ingest_seen_ms < 2000
+        return busy and self.ingest_lag_ms > self.idle_ms // 2
+
     async def ticks(self) -> None:
+        await self.store.heartbeat(self.clock())
+        if self.catching_up():
+            return
         tick = orjson.dumps({"tick": 1})
         for p in range(self.partitions):
             await self.topics.byzone.send(key=None, value=tick, partition=p, force=True)
-        await self.store.heartbeat(self.clock())

@@ -47,8 +47,9 @@ async def _serve(settings: Settings, registry: Registry, client: aioredis.Redis)
     PlatformCollector(registry=metrics_registry)
     GCCollector(registry=metrics_registry)
     app = create_app(settings, registry, client, metrics_registry)
+    # no access log: it would record visitors' IP addresses, personal data we have no need for
     config = uvicorn.Config(app, host=HOST, port=settings.port, log_level=settings.log_level,
-                            server_header=False)
+                            server_header=False, access_log=False)
     try:
         await uvicorn.Server(config).serve()
     finally:

@@ -1,4 +1,4 @@
-"""The `drukte` command: up, worker, api, simulate, registry check."""
+"""The `drukte` command: up, worker, api, simulate, replay, registry check."""
 
 from __future__ import annotations
 
@@ -56,6 +56,24 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from drukte.registry_check import load_registry
+    from drukte.replay import format_report, parse_speed, run_replay
+
+    registry = load_registry(settings.registry)
+    speed = parse_speed(args.speed)
+    sensor_map = Path(args.sensor_map) if args.sensor_map else None
+    try:
+        report = asyncio.run(run_replay(settings, registry, Path(args.file), fmt=args.format,
+                                        sensor_map=sensor_map, speed=speed, city=args.city))
+    except KeyboardInterrupt:
+        print("drukte: replay interrupted; batches already sent stay (a new replay resends them, counted once)",
+              file=sys.stderr)
+        return 130
+    print(format_report(report))
+    return 0 if report.sent else 1
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from drukte import stack
 
@@ -87,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--days", type=float, default=0.0, help="days of history to send first (default 0)")
     sim.add_argument("--registry", help="registry YAML")
     sim.set_defaults(func=cmd_simulate)
+
+    rep = sub.add_parser("replay", help="replay historical counts from a CSV file into footfall.counts.v1")
+    rep.add_argument("file", help="CSV of hourly or finer counts (wide, long or inout; `,` or `;` separated)")
+    rep.add_argument("--format", choices=("auto", "wide", "long", "inout"), default="auto",
+                     help="layout of the file (default auto: detected from the header and first rows)")
+    rep.add_argument("--registry", help="registry YAML")
+    rep.add_argument("--sensor-map", help="CSV name,sensor_id mapping the file's sensor names to registry ids "
+                                          "(default: the slug of the name)")
+    rep.add_argument("--speed", default="max",
+                     help="max (default: as fast as possible) or simulated seconds per real second")
+    rep.add_argument("--city", help="only replay this city's sensors (default: every sensor in the file)")
+    rep.set_defaults(func=cmd_replay)
 
     reg = sub.add_parser("registry", help="registry tools")
     regsub = reg.add_subparsers(dest="registry_command", required=True, metavar="SUBCOMMAND")

@@ -18,6 +18,9 @@ class WorkerMetrics:
         self.late = Counter(
             "drukte_late_readings_total", "Readings after their window was final (kept for history)",
             registry=registry)
+        self.late_untracked = Counter(
+            "drukte_late_untracked_readings_total",
+            "Readings for windows final and past retention: cannot be deduplicated, so dropped", registry=registry)
         self.windows_published = Counter(
             "drukte_windows_published_total", "Zone windows published", ["zone"], registry=registry)
         self.windows_suppressed = Counter(

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     idle_s: int = Field(30, ge=1, le=3600, description="a partition without data this long advances by clock")
     tick_s: float = Field(1.0, gt=0, le=60, description="how often the worker sends clock ticks")
     live_s: int = Field(900, ge=1, le=86400, description="span of published windows summed in /live")
+    baseline_weeks: int = Field(8, ge=1, le=52, description="past same-type days in a usual band")
     k_min: int = Field(15, ge=1, description="fewest people a published window may show (P6)")
     min_sensors: int = Field(3, ge=1, description="fewest reporting sensors a published window needs (P7)")
     max_future_s: int = Field(300, ge=0, description="readings ending later than now + this are rejected")

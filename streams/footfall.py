@@ -9,7 +9,7 @@ from typing import Any
 import fastjsonschema
 import orjson
 
-from streams.masking import mask_raw, mask_value
+from streams.masking import mask_raw, mask_text, mask_value
 from streams.registry import Registry
 from streams.timegrid import parse_ts
 
@@ -77,10 +77,10 @@ class FootfallParser:
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return Parsed(rejections=[Rejection(MALFORMED_JSON, str(exc)[:200], mask_raw(raw))])
+            return Parsed(rejections=[Rejection(MALFORMED_JSON, mask_text(str(exc)[:200]), mask_raw(raw))])
         err = self.schema_error(doc)
         if err is not None:
-            return Parsed(rejections=[Rejection(SCHEMA_VIOLATION, err, mask_value(doc))])
+            return Parsed(rejections=[Rejection(SCHEMA_VIOLATION, mask_text(err), mask_value(doc))])
         out = Parsed(source=doc["source"], batch_id=doc["batch_id"])
         for i, r in enumerate(doc["readings"]):
             reading = self._reading(r, now_ms, i, out)
@@ -98,7 +98,9 @@ class FootfallParser:
 
     def _reading(self, r: dict[str, Any], now_ms: int, i: int, out: Parsed) -> Reading | None:
         def reject(reason: str, detail: str) -> None:
-            out.rejections.append(Rejection(reason, f"readings[{i}]: {detail}", mask_value(r)))
+            # details may quote input: mask it like the payload, or an unknown "sensor id" that is really a
+            # MAC address would leave the ingest process (P1)
+            out.rejections.append(Rejection(reason, mask_text(f"readings[{i}]: {detail}"), mask_value(r)))
 
         sensor = self._sensors.get(r["sensor_id"])
         if sensor is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from streams.baseline import Band, combine, index, score, usual_scale, vs_usual
 from streams.levels import level, level_for_rate
 from streams.registry import City, Zone
 from streams.timegrid import format_ts
@@ -19,6 +20,32 @@ _NICE_STEPS = (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000
 class PrivacyPolicy:
     k_min: int
     min_sensors: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usual:
+    """What the baselines say about the cells of a live object: one band per cell (None: no baseline yet),
+    the zone's usual weekly peak per window, and the forecast `(window start, visitors, usual p50)`."""
+
+    bands: list[Band | None]
+    peak: float | None
+    forecast: list[tuple[int, float, float | None]]
+
+
+NO_USUAL = Usual([], None, [])
+
+
+def forecast_entries(zone: Zone, city: City, forecast: list[tuple[int, float, float | None]], policy: PrivacyPolicy,
+                     window_ms: int) -> list[dict[str, Any]]:
+    """Forecast windows as published: an index against the usual and a level, never a visitor count.
+    A forecast under k people is `quiet` without index, like a live window below k (P6)."""
+    out = []
+    for start, visitors, p50 in forecast:
+        low = visitors < policy.k_min
+        idx = None if low or p50 is None else index(visitors, Band(p50, p50, p50, 1))
+        lvl = "quiet" if low else level_for_rate(visitors * 3_600_000 / window_ms, zone.levels)
+        out.append({"start": format_ts(start, city.timezone), "index": idx, "level": lvl})
+    return out
 
 
 def visitors_range(n: int) -> dict[str, int]:
@@ -48,7 +75,7 @@ def suppression(cells: list[Cell], policy: PrivacyPolicy) -> str | None:
 
 
 def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy, *, window_ms: int,
-                grace_ms: int) -> dict[str, Any]:
+                grace_ms: int, usual: Usual = NO_USUAL) -> dict[str, Any]:
     """The live object over `cells` (consecutive final windows of one zone, oldest first).
 
     Deterministic in its inputs: republishing after a crash yields the same bytes. `as_of_ms` is an internal
@@ -67,6 +94,13 @@ def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy
         lvl = "quiet"
     else:
         lvl = level_for_rate(visitors * 3600 / seconds, zone.levels)
+    idx = usual_band = vs = scr = None
+    bands = [b for b in usual.bands if b is not None]
+    if reason is None and bands and len(bands) == len(cells):
+        total = combine(bands)
+        idx, usual_band, vs = index(visitors, total), usual_scale(total), vs_usual(visitors, total)
+    if reason is None:
+        scr = score(visitors / len(cells), usual.peak)
     return {
         "zone_id": zone.id,
         "city_id": city.id,
@@ -76,12 +110,12 @@ def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy
         "window": {"start": format_ts(start, city.timezone), "end": format_ts(end, city.timezone),
                    "seconds": seconds},
         "level": level(lvl),
-        "index": None,
-        "score": None,
-        "vs_usual": None,
-        "usual": None,
+        "index": idx,
+        "score": scr,
+        "vs_usual": vs,
+        "usual": usual_band,
         "visitors": None if reason else visitors_range(visitors),
-        "forecast": [],
+        "forecast": forecast_entries(zone, city, usual.forecast, policy, window_ms),
         "quality": {"stale": False, "age_s": 0, "coverage": round(coverage, 3),
                     "sensors_reporting": cells[-1].sensors, "sensors_expected": expected},
         "privacy": {"suppressed": reason is not None, "reason": reason, "k_min": policy.k_min, "noise": "none"},

@@ -1,25 +1,31 @@
-"""Event-time tumbling windows per zone with a watermark per partition, grace, dedupe and final windows.
+"""Event-time tumbling windows per zone, a watermark per partition and source, grace, dedupe, final windows.
 
 State lives in a `MutableMapping[str, JSON]` (a Faust table at the edge, a dict in tests), always written by
 assignment so every change reaches the changelog. Keys:
 
-    p|{partition}        {"wm": ms, "seen": ms, "open": {zone: [window starts]}, "zones": [zones seen]}
-    w|{zone}|{start}     {"v": visitors, "s": {sensor: covered ms}, "k": ["sensor@start", …], "f": final?}
-    r|{zone}             [[start, end, visitors, sensors reporting, covered sensor-ms], …] recent final cells
+    p|{partition}        {"wm": {source: ms}, "seen": {source: ms}, "open": {zone: [window starts]},
+                          "zones": [zones seen]}
+    w|{zone}|{start}     {"v": visitors, "s": {sensor: covered ms}, "k": ["sensor@start", …], "f": final?,
+                          "src": [sources]}                                   (kept `retention` for dedupe)
+    r|{zone}             [[start, end, visitors, sensors, covered sensor-ms], …]   newest final cells
+    d|{zone}|{date}      {slot: [visitors, sensors]}  every final window of a local day: the history that
+                          baselines read, and the memory that a window was final after `w|` is gone
 
-Time only comes in through arguments: reading times, and Kafka message timestamps of data and clock ticks.
-Both are in the log, so replaying the log after a crash closes the same windows at the same places.
+Time only comes in through arguments: reading times, and Kafka timestamps of data and clock ticks. Both are in
+the log, so replaying the log after a crash closes the same windows at the same places.
 
-A window `[s, s+W)` closes when the partition watermark reaches `s + W + grace`. The watermark is the newest
-reading end seen (capped at the message's timestamp, so one sensor with a fast clock cannot close everyone's
-windows), and when no data arrived for `idle` ms, a clock tick at T moves it to `T - idle`: quiet sensors at
-night still close their windows. A closed window is final (P9): later readings for it count as late, go to
-its history total once (deduplicated), and are never published.
+Each source (a gateway, a replay) has its own watermark: the newest reading end it sent, capped at the
+message's timestamp (a sensor with a fast clock cannot close windows early). A window `[s, s+W)` closes when
+every source that contributed to it has a watermark ≥ `s + W + grace`. So a replay of last year neither
+closes today's live windows early nor sees its own windows closed by the live gateways, and it publishes the
+past windows that never existed. When a source sent nothing for `idle` ms, a clock tick at T moves its
+watermark to `T - idle`: quiet sensors at night still close their windows. A closed window is final (P9):
+later readings for it are late, go to its history total once (deduplicated), and are never published.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +33,9 @@ from streams.footfall import Reading
 from streams.timegrid import apportion
 
 State = MutableMapping[str, Any]
+# (zone, window start) → (local date "YYYY-MM-DD", slot of the day) in the zone's city
+Calendar = Callable[[str, int], tuple[str, int]]
+RECENT_CELLS = 36  # newest final cells kept per zone: the live span and the forecast's look-back
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     late: int = 0
+    untracked: int = 0  # late beyond retention: cannot be deduplicated, so not counted anywhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +71,7 @@ class WindowConfig:
     grace_ms: int
     idle_ms: int
     live_ms: int
-    retention_ms: int  # how long final windows are kept for late dedupe and history
+    retention_ms: int  # how long window states are kept for late dedupe
 
 
 def _pkey(partition: int) -> str:
@@ -72,113 +82,150 @@ def _wkey(zone: str, start: int) -> str:
     return f"w|{zone}|{start}"
 
 
+def history_key(zone: str, local_date: str) -> str:
+    return f"d|{zone}|{local_date}"
+
+
 class WindowEngine:
-    def __init__(self, cfg: WindowConfig) -> None:
+    def __init__(self, cfg: WindowConfig, calendar: Calendar) -> None:
         self.cfg = cfg
+        self.calendar = calendar
 
     # -- reading ---------------------------------------------------------------------------------------
     def partition(self, state: State, partition: int) -> dict[str, Any]:
-        return dict(state.get(_pkey(partition)) or {"wm": 0, "seen": 0, "open": {}, "zones": []})
+        pst = state.get(_pkey(partition))
+        if pst is None:
+            return {"wm": {}, "seen": {}, "open": {}, "zones": []}
+        return {"wm": dict(pst["wm"]), "seen": dict(pst["seen"]), "open": {z: list(v) for z, v in pst["open"].items()},
+                "zones": list(pst["zones"])}
 
     def watermark(self, state: State, partition: int) -> int:
-        return int(self.partition(state, partition)["wm"])
+        """The partition's newest watermark over its sources (0 before any data)."""
+        return max(self.partition(state, partition)["wm"].values(), default=0)
 
     def recent(self, state: State, zone: str) -> list[Cell]:
         return [Cell.from_row(zone, r) for r in state.get(f"r|{zone}") or []]
 
+    def history(self, state: State, zone: str, local_date: str) -> dict[str, list[int]]:
+        return dict(state.get(history_key(zone, local_date)) or {})
+
     # -- writing ---------------------------------------------------------------------------------------
-    def ingest(self, state: State, partition: int, msg_ts_ms: int, readings: Iterable[Reading]) -> IngestResult:
+    def ingest(self, state: State, partition: int, source: str, msg_ts_ms: int,
+               readings: Iterable[Reading]) -> IngestResult:
         """Count readings into their windows: new ones once, re-sent ones not at all, late ones into history."""
         cfg = self.cfg
         res = IngestResult()
         pst = self.partition(state, partition)
-        wm = int(pst["wm"])
-        open_: dict[str, list[int]] = {z: list(v) for z, v in pst["open"].items()}
+        wm = int(pst["wm"].get(source, 0))
+        open_: dict[str, list[int]] = pst["open"]
         touched: dict[str, dict[str, Any]] = {}
+        histories: dict[str, dict[str, list[int]]] = {}
         max_end = 0
         for r in readings:
             max_end = max(max_end, r.end_ms)
             tag = f"{r.sensor_id}@{r.start_ms}"
-            new_any = dup_any = late_any = False
+            outcome = ""
             for w, people, overlap in apportion(r.start_ms, r.dur_ms, r.visitors, cfg.window_ms):
                 key = _wkey(r.zone_id, w)
                 ws = touched.get(key)
                 if ws is None:
                     old = state.get(key)
-                    ws = {"v": 0, "s": {}, "k": [], "f": False} if old is None else {
-                        "v": old["v"], "s": dict(old["s"]), "k": list(old["k"]), "f": old["f"]}
+                    if old is None and self._was_final(state, histories, r.zone_id, w):
+                        outcome = outcome or "untracked"  # final and forgotten: cannot deduplicate
+                        continue
+                    ws = {"v": 0, "s": {}, "k": [], "f": False, "src": []} if old is None else {
+                        "v": old["v"], "s": dict(old["s"]), "k": list(old["k"]), "f": old["f"],
+                        "src": list(old["src"])}
                 if tag in ws["k"]:
-                    dup_any = True
                     if not ws["f"] and w not in open_.setdefault(r.zone_id, []):
                         # a restored changelog may hold the window but not yet the partition's list of it
                         open_[r.zone_id].append(w)
+                    outcome = outcome or "dup"
                     continue
                 final = ws["f"] or w + cfg.window_ms + cfg.grace_ms <= wm
-                if final and w + cfg.retention_ms < wm:
-                    late_any = True  # beyond retention: too old to deduplicate, so not kept
-                    continue
                 ws["v"] += people
                 ws["s"][r.sensor_id] = ws["s"].get(r.sensor_id, 0) + overlap
                 ws["k"].append(tag)
                 if final:
                     ws["f"] = True
-                    late_any = True
+                    self._remember(state, histories, r.zone_id, w, ws)
+                    outcome = "late" if outcome in ("", "dup", "untracked") else outcome
                 else:
-                    new_any = True
+                    outcome = "new"
+                    if source not in ws["src"]:
+                        ws["src"].append(source)
                     if w not in open_.setdefault(r.zone_id, []):
                         open_[r.zone_id].append(w)
                 touched[key] = ws
-            if new_any:
+            if outcome == "new":
                 res.accepted += 1
-            elif late_any:
+            elif outcome == "late":
                 res.late += 1
-            elif dup_any:
+            elif outcome == "untracked":
+                res.untracked += 1
+            else:
                 res.duplicates += 1
         for key, ws in touched.items():
             state[key] = ws
-        pst["wm"] = max(wm, min(max_end, msg_ts_ms))
-        pst["seen"] = max(int(pst["seen"]), msg_ts_ms)
+        for key, hist in histories.items():
+            state[key] = hist
+        pst["wm"][source] = max(wm, min(max_end, msg_ts_ms))
+        pst["seen"][source] = max(int(pst["seen"].get(source, 0)), msg_ts_ms)
         pst["open"] = {z: sorted(v) for z, v in open_.items() if v}
-        pst["zones"] = sorted(set(pst.get("zones", [])) | {k.split("|")[1] for k in touched})
+        pst["zones"] = sorted(set(pst["zones"]) | {k.split("|")[1] for k in touched})
         state[_pkey(partition)] = pst
         return res
 
     def tick(self, state: State, partition: int, tick_ts_ms: int) -> None:
-        """A clock tick: advance the watermark of a partition that has been idle for `idle` ms."""
+        """A clock tick: advance the watermark of every source that has been idle for `idle` ms, and forget
+        sources silent for longer than retention that no open window waits for."""
+        cfg = self.cfg
         pst = self.partition(state, partition)
-        if tick_ts_ms - int(pst["seen"]) >= self.cfg.idle_ms and tick_ts_ms - self.cfg.idle_ms > pst["wm"]:
-            pst["wm"] = tick_ts_ms - self.cfg.idle_ms
+        changed = False
+        waiting = {s for z, starts in pst["open"].items() for w in starts
+                   for s in (state.get(_wkey(z, w)) or {}).get("src", [])}
+        for src, seen in list(pst["seen"].items()):
+            if tick_ts_ms - seen >= cfg.idle_ms and tick_ts_ms - cfg.idle_ms > pst["wm"].get(src, 0):
+                pst["wm"][src] = tick_ts_ms - cfg.idle_ms
+                changed = True
+            if tick_ts_ms - seen > cfg.retention_ms and src not in waiting:
+                del pst["seen"][src]
+                pst["wm"].pop(src, None)
+                changed = True
+        if changed:
             state[_pkey(partition)] = pst
 
     def due(self, state: State, partition: int) -> list[Cell]:
-        """Windows of this partition that the watermark has closed, oldest first; not yet marked final."""
+        """Windows of this partition whose every source has passed end + grace, oldest first; not yet final."""
         cfg = self.cfg
         pst = self.partition(state, partition)
-        wm = int(pst["wm"])
+        wms: dict[str, int] = pst["wm"]
         cells = []
         for zone, starts in pst["open"].items():
             for s in starts:
                 ws = state.get(_wkey(zone, s))
-                if ws is not None and s + cfg.window_ms + cfg.grace_ms <= wm:
+                if ws is None:
+                    continue
+                close_at = s + cfg.window_ms + cfg.grace_ms
+                if all(wms.get(src, 0) >= close_at for src in ws["src"]):
                     cells.append(Cell(zone, s, s + cfg.window_ms, int(ws["v"]), len(ws["s"]),
                                       sum(ws["s"].values())))
         cells.sort(key=lambda c: (c.start_ms, c.zone_id))
         return cells
 
     def recent_with(self, state: State, zone: str, cells: list[Cell]) -> list[Cell]:
-        """The zone's final cells inside the live span after adding `cells`, oldest first."""
+        """The zone's newest final cells after adding `cells`, oldest first (at most RECENT_CELLS)."""
         by_start = {c.start_ms: c for c in self.recent(state, zone)}
         by_start.update({c.start_ms: c for c in cells if c.zone_id == zone})
-        newest = max(by_start.values(), key=lambda c: c.end_ms).end_ms if by_start else 0
-        return sorted((c for c in by_start.values() if c.start_ms >= newest - self.cfg.live_ms),
-                      key=lambda c: c.start_ms)
+        return sorted(by_start.values(), key=lambda c: c.start_ms)[-RECENT_CELLS:]
 
     def finalize(self, state: State, partition: int, cells: list[Cell]) -> None:
-        """Mark published cells final, so they are never published again (P9)."""
+        """Mark published cells final, so they are never published again (P9), and record their history."""
         if not cells:
             return
         pst = self.partition(state, partition)
-        open_ = {z: list(v) for z, v in pst["open"].items()}
+        open_ = pst["open"]
+        histories: dict[str, dict[str, list[int]]] = {}
         for zone in sorted({c.zone_id for c in cells}):
             state[f"r|{zone}"] = [c.row() for c in self.recent_with(state, zone, cells)]
         for c in cells:
@@ -186,13 +233,16 @@ class WindowEngine:
             ws = dict(state[key])
             ws["f"] = True
             state[key] = ws
+            self._remember(state, histories, c.zone_id, c.start_ms, ws)
             if c.start_ms in open_.get(c.zone_id, []):
                 open_[c.zone_id].remove(c.start_ms)
+        for key, hist in histories.items():
+            state[key] = hist
         pst["open"] = {z: v for z, v in open_.items() if v}
         state[_pkey(partition)] = pst
 
     def expired(self, keys: Iterable[str], zones: set[str], wm: int) -> list[str]:
-        """Keys of final windows of `zones` older than retention: safe to delete."""
+        """Window-state keys of `zones` older than retention: their totals live on in `d|` history."""
         out = []
         for key in keys:
             if key.startswith("w|"):
@@ -200,3 +250,22 @@ class WindowEngine:
                 if zone in zones and int(start) + self.cfg.retention_ms < wm:
                     out.append(key)
         return out
+
+    # -- history -----------------------------------------------------------------------------------------
+    def _was_final(self, state: State, cache: dict[str, dict[str, list[int]]], zone: str, start: int) -> bool:
+        date, slot = self.calendar(zone, start)
+        key = history_key(zone, date)
+        hist = cache.get(key)
+        if hist is None:
+            hist = self.history(state, zone, date)
+        return str(slot) in hist
+
+    def _remember(self, state: State, cache: dict[str, dict[str, list[int]]], zone: str, start: int,
+                  ws: dict[str, Any]) -> None:
+        date, slot = self.calendar(zone, start)
+        key = history_key(zone, date)
+        hist = cache.get(key)
+        if hist is None:
+            hist = self.history(state, zone, date)
+            cache[key] = hist
+        hist[str(slot)] = [int(ws["v"]), len(ws["s"])]

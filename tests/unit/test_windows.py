@@ -15,6 +15,12 @@ MIN = 60_000
 W = 5 * MIN
 CFG = WindowConfig(window_ms=W, grace_ms=2 * MIN, idle_ms=30_000, live_ms=15 * MIN, retention_ms=48 * 60 * MIN)
 T0 = 1_795_785_000_000  # 2026-11-27 13:10 UTC, a window start
+DAY = 86_400_000
+
+
+def utc_calendar(zone: str, start: int) -> tuple[str, int]:
+    """Days and slots in UTC: enough for the engine; local time has its own tests."""
+    return str(start // DAY), (start % DAY) // W
 
 
 def rd(sensor: str, minute: int, visitors: int, zone: str = "z1", minutes: int = 1) -> Reading:
@@ -25,12 +31,12 @@ class Loop:
     """What the windows agent does per message, minus Kafka and Redis."""
 
     def __init__(self, cfg: WindowConfig = CFG) -> None:
-        self.engine = WindowEngine(cfg)
+        self.engine = WindowEngine(cfg, utc_calendar)
         self.state: dict[str, Any] = {}
         self.published: list[Cell] = []
 
-    def data(self, ts: int, readings: list[Reading], partition: int = 0) -> None:
-        self.engine.ingest(self.state, partition, ts, readings)
+    def data(self, ts: int, readings: list[Reading], partition: int = 0, source: str = "gw") -> None:
+        self.engine.ingest(self.state, partition, source, ts, readings)
         self._close(partition)
 
     def tick(self, ts: int, partition: int = 0) -> None:
@@ -65,7 +71,7 @@ def test_counts_sum_per_window_and_sensor() -> None:
 def test_dedupe(second: Reading, expect_accepted: int, expect_dup: int) -> None:
     loop = Loop()
     loop.data(T0, [rd("a", 0, 5)])
-    res = loop.engine.ingest(loop.state, 0, T0, [second])
+    res = loop.engine.ingest(loop.state, 0, "gw", T0, [second])
     assert (res.accepted, res.duplicates) == (expect_accepted, expect_dup)
 
 
@@ -115,7 +121,7 @@ def test_late_reading_goes_to_history_once_and_is_never_republished() -> None:
     loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"])
     loop.tick(T0 + 60 * MIN)
     assert len(loop.published) == 1
-    res = loop.engine.ingest(loop.state, 0, T0 + 61 * MIN, [rd("a", 1, 4), rd("a", 1, 4)])
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 61 * MIN, [rd("a", 1, 4), rd("a", 1, 4)])
     assert (res.late, res.duplicates, res.accepted) == (1, 1, 0)
     loop.tick(T0 + 120 * MIN)
     assert len(loop.published) == 1  # P9: no second version
@@ -125,24 +131,24 @@ def test_late_reading_goes_to_history_once_and_is_never_republished() -> None:
 def test_late_reading_for_a_window_that_never_had_data() -> None:
     loop = Loop()
     loop.data(T0 + 30 * MIN, [rd("a", 25, 1)])
-    res = loop.engine.ingest(loop.state, 0, T0 + 30 * MIN, [rd("a", 0, 3)])
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 30 * MIN, [rd("a", 0, 3)])
     assert res.late == 1
     loop.tick(T0 + 120 * MIN)
     assert [c.start_ms for c in loop.published] == [T0 + 25 * MIN]
 
 
-def test_recent_keeps_the_live_span() -> None:
+def test_recent_keeps_the_newest_cells() -> None:
     loop = Loop()
-    for m in range(30):
+    for m in range(200):
         loop.data(T0 + (m + 1) * MIN, [rd(s, m, 1) for s in "abc"])
-    loop.tick(T0 + 120 * MIN)
+    loop.tick(T0 + 300 * MIN)
     recent = loop.engine.recent(loop.state, "z1")
-    assert [c.start_ms for c in recent] == [T0 + 15 * MIN, T0 + 20 * MIN, T0 + 25 * MIN]
-    assert len(loop.published) == 6
+    assert len(loop.published) == 40
+    assert [c.start_ms for c in recent] == [c.start_ms for c in loop.published[-36:]]
 
 
 def test_expired_keys_only_of_own_zones_and_past_retention() -> None:
-    engine = WindowEngine(CFG)
+    engine = WindowEngine(CFG, utc_calendar)
     keys = [f"w|z1|{T0}", f"w|z2|{T0}", f"w|z1|{T0 + CFG.retention_ms}", "p|0", "r|z1"]
     assert engine.expired(keys, {"z1"}, T0 + CFG.retention_ms + 1) == [f"w|z1|{T0}"]
 
@@ -192,8 +198,44 @@ def test_in_order_delivery_publishes_everything(readings: list[tuple[str, int, i
     loop = Loop()
     late = 0
     for r in distinct:
-        late += loop.engine.ingest(loop.state, 0, r.end_ms, [r]).late
+        late += loop.engine.ingest(loop.state, 0, "gw", r.end_ms, [r]).late
         loop.data(r.end_ms, [])
     loop.tick(distinct[-1].end_ms + 10 * 60 * MIN)
     assert late == 0
     assert sum(c.visitors for c in loop.published) == sum(r.visitors for r in distinct)
+
+
+def test_a_replay_neither_closes_live_windows_nor_is_closed_by_them() -> None:
+    loop = Loop()
+    live_t = T0 + 600 * MIN
+    loop.data(live_t, [rd(s, 590, 10) for s in "abc"], source="gw")  # live, ten hours after T0
+    loop.data(live_t, [rd(s, 0, 10) for s in "abc"], source="replay")  # a replay of T0, same partition
+    assert loop.published == []  # neither source has passed the other's windows by its own clock
+    loop.data(live_t + 10 * MIN, [rd(s, 8, 10) for s in "abc"], source="replay")  # replay moves on
+    assert [c.start_ms for c in loop.published] == [T0]  # its past window is published, the live one waits
+    loop.data(live_t + 10 * MIN, [rd(s, 598, 10) for s in "abc"], source="gw")
+    assert [c.start_ms for c in loop.published] == [T0, T0 + 590 * MIN]
+
+
+def test_history_keeps_final_totals_and_remembers_forgotten_windows() -> None:
+    loop = Loop()
+    loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"])
+    loop.tick(T0 + 60 * MIN)
+    date, slot = utc_calendar("z1", T0)
+    assert loop.state[f"d|z1|{date}"] == {str(slot): [30, 3]}
+    loop.engine.ingest(loop.state, 0, "gw", T0 + 61 * MIN, [rd("d", 1, 5)])  # late: history completed
+    assert loop.state[f"d|z1|{date}"] == {str(slot): [35, 4]}
+    del loop.state[f"w|z1|{T0}"]  # past retention
+    res = loop.engine.ingest(loop.state, 0, "replay", T0 + 61 * MIN, [rd("e", 2, 5)])
+    assert (res.untracked, res.accepted) == (1, 0)  # final once, so never reopened or republished
+    loop.tick(T0 + 200 * MIN)
+    assert len(loop.published) == 1
+
+
+def test_silent_sources_are_forgotten_after_retention() -> None:
+    loop = Loop()
+    loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"], source="old-gateway")
+    loop.tick(T0 + CFG.retention_ms + 2 * MIN)  # closes its last window, which still waited for it
+    assert len(loop.published) == 1
+    loop.tick(T0 + CFG.retention_ms + 3 * MIN)
+    assert loop.engine.partition(loop.state, 0)["wm"] == {}
