@@ -17,10 +17,14 @@ def create_app(settings: Settings) -> faust.App:
 
         msg = "DRUKTE_KAFKA_URL is not set: point it at Kafka, or run `drukte up` for an embedded broker"
         raise SettingsError(msg)
-    fast: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if settings.single_record_batches:
+        # Tansu answers ListOffsets "latest" with the base offset of the last record batch + 1; recovery of
+        # table changelogs reads up to that offset, so there every record must be a batch of its own.
+        extra["producer_max_batch_size"] = 1
     if settings.fast_groups:
         # STREAMING.md: Faust's default timeouts make a group join on Tansu take ~30 s; these take ~4 s.
-        fast = {"broker_rebalance_timeout": 3.0, "broker_session_timeout": 6.0,
+        extra |= {"broker_rebalance_timeout": 3.0, "broker_session_timeout": 6.0,
                 "broker_heartbeat_interval": 1.0}
     return faust.App(
         settings.app_id,
@@ -36,12 +40,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # Tansu answers ListOffsets "latest" with the base offset of the last record batch + 1; recovery of
-        # table changelogs reads up to that offset, so every record must be a batch of its own there.
-        producer_max_batch_size=1,
         # Our own window logic is the state that matters; keep the standby copy for fast failover.
         table_standby_replicas=1,
-        **fast,
+        **extra,
     )
 
 

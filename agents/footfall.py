@@ -60,9 +60,7 @@ class FootfallPath:
         self.clock = clock
         self.partitions = settings.partitions
         self.tick_s = settings.tick_s
-        self.idle_ms = settings.idle_s * 1000
-        self.ingest_seen_ms = 0
-        self.ingest_lag_ms = 0
+        self.ingest_offsets: dict[Any, int] = {}  # input partition → last offset processed
         self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
         self.usual = UsualModel(registry, lambda zone, day: self.engine.history(self.table, zone, day),
@@ -81,8 +79,7 @@ class FootfallPath:
         async for event in stream.events():
             t0 = time.perf_counter()
             now = self.clock()
-            self.ingest_seen_ms = now
-            self.ingest_lag_ms = now - int(event.message.timestamp * 1000)
+            self.ingest_offsets[event.message.tp] = event.message.offset
             parsed = self.parser.parse(event.value, now)
             self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc()
             for rej in parsed.rejections:
@@ -112,7 +109,10 @@ class FootfallPath:
                     self.purge(msg.partition)
             else:
                 zone_id = bytes(event.key).decode()
-                res = self.engine.ingest(self.table, msg.partition, doc["s"], ts, decode_readings(zone_id, doc))
+                # a watermark per source and zone: a gateway's batch spans many zones, and each zone's part
+                # arrives as its own message, so one zone's part must not make another zone's part late
+                res = self.engine.ingest(self.table, msg.partition, f"{doc['s']}|{zone_id}", ts,
+                                         decode_readings(zone_id, doc))
                 self.metrics.readings_in.inc(res.accepted)
                 self.metrics.duplicates.inc(res.duplicates)
                 self.metrics.late.inc(res.late)
@@ -176,6 +176,8 @@ class FootfallPath:
             await fut
         lives = []
         for zone_id, recent in sorted(recents.items()):
+            if recent[-1] not in cells:
+                continue  # only past windows closed (a replay): the zone's live object has not changed
             span = [c for c in recent if c.start_ms >= recent[-1].end_ms - cfg.live_ms]
             zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
             lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,
@@ -188,10 +190,17 @@ class FootfallPath:
                 self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)
 
     def catching_up(self) -> bool:
-        """True while ingest works through a backlog (input written well before we read it). Clock ticks
-        then wait: a tick written before the backlog's regrouped readings would close their windows early."""
-        busy = self.clock() - self.ingest_seen_ms < 2000
-        return busy and self.ingest_lag_ms > self.idle_ms // 2
+        """True while ingest has input left to read on one of its partitions (the high watermark from the
+        last fetch is past what it processed). Clock ticks then wait: a tick written before a backlog's
+        regrouped readings would make their source look idle and close their windows early."""
+        consumer = self.app.consumer
+        for tp, offset in self.ingest_offsets.items():
+            if tp not in consumer.assignment():
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is not None and highwater > offset + 1:
+                return True
+        return False
 
     async def ticks(self) -> None:
         await self.store.heartbeat(self.clock())

@@ -52,7 +52,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = load_registry(settings.registry)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(settings, registry, city=args.city, speed=args.speed, days=args.days))
+        asyncio.run(run_simulator(settings, registry, city=args.city, speed=args.speed, days=args.days,
+                                  history_days=args.history_days))
     return 0
 
 
@@ -77,7 +78,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from drukte import stack
 
-    return stack.up(settings, simulator=not args.no_simulator)
+    return stack.up(settings, simulator=not args.no_simulator, history_days=args.history_days)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start broker, store, worker, API and simulator (embedded unless configured)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
     up.add_argument("--port", type=int, help="API port (default 8080 or DRUKTE_PORT)")
+    up.add_argument("--history-days", type=float, default=28.0,
+                    help="days of simulated history replayed first, so usual bands exist (default 28)")
     up.add_argument("--registry", help="registry YAML (default DRUKTE_REGISTRY or the shipped Flanders file)")
     up.set_defaults(func=cmd_up)
 
@@ -103,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--city", help="one city id (default: all)")
     sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     sim.add_argument("--days", type=float, default=0.0, help="days of history to send first (default 0)")
+    sim.add_argument("--history-days", type=float, default=0.0,
+                     help="days of quarter-hour history sent first, in parallel with live (default 0)")
     sim.add_argument("--registry", help="registry YAML")
     sim.set_defaults(func=cmd_simulate)
 

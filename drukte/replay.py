@@ -168,7 +168,7 @@ def load_readings(
     mapping = read_sensor_map(sensor_map) if sensor_map is not None else None
     rows, delimiter = csv_rows(read_text(path))
     readings, summary = rf.parse(rows, timezones=zones, fmt=fmt, sensor_map=mapping,
-                                 decimal_comma=delimiter != ",", other_city=others)
+                                 decimal_comma=delimiter == ";", other_city=others)
     kept: list[rf.ReplayReading] = []
     for r in readings:
         if r.start_ms + r.seconds * 1000 > now_ms:

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9102, ge=0, le=65535, description="worker's Prometheus port; 0 = off")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port of the API")
     stale_s: int | None = Field(None, ge=1, description="data older than this is stale; unset: 2*window+grace+idle")
+    single_record_batches: bool = Field(False, description="one record per produce batch (Tansu's offsets need it)")
     fast_groups: bool = Field(False, description="short Kafka group timeouts (tests, demo; not production)")
     log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$", description="log level")
 

@@ -51,6 +51,7 @@ async def run_simulator(
     seed: int = DEFAULT_SEED,
     outage_rate: float = simulation.OUTAGE_RATE,
     duplicate_rate: float = simulation.DUPLICATE_RATE,
+    history_days: float = 0.0,
 ) -> int:
     """Run one simulated gateway per city (or only `city`) until `stop` is set; return the batches sent.
 
@@ -63,6 +64,11 @@ async def run_simulator(
     3. Live: simulated time never overtakes the wall clock (the worker rejects readings from the future), so
        once history has caught up, or from the start when `days` is 0, each minute is sent 3 s after it ends.
        `speed` then no longer matters; with `speed` < 1 and `days` > 0 history never catches up.
+
+    With `history_days` > 0, a second source per city (`history-<city>`) meanwhile sends the quarter-hour
+    counts of the `history_days` days before the backfill as fast as the broker takes them, so baselines
+    fill while the live gateways run: it has its own watermark, so it neither closes nor waits for live
+    windows.
 
     Batches are JSON (CONTRACT.md §3) on `footfall.counts.v1`, keyed by `source`. A fixed `seed` makes a
     restart re-send identical batches, which the worker deduplicates. Logs one progress line about every 10 s.
@@ -98,6 +104,11 @@ async def run_simulator(
     last_log = asyncio.get_running_loop().time()
     log.info("simulator: %d cities, from %s at speed %g", len(cities),
              format_ts(next_min * MINUTE_MS, cities[0].timezone), speed)
+    history = None
+    if history_days > 0:
+        history_end = next_min * MINUTE_MS
+        history = asyncio.create_task(_send_history(
+            cities, registry, producer, seed, history_end - round(history_days * 86_400_000), history_end))
     try:
         while not stop.is_set():
             real = clock()
@@ -118,10 +129,34 @@ async def run_simulator(
                 log.info("simulator: %d batches sent, simulated time %s (%s)", sim.sent,
                          format_ts(next_min * MINUTE_MS, cities[0].timezone), mode)
     finally:
+        if history is not None:
+            history.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await history
         await producer.stop()
     log.info("simulator: stopped after %d batches", sim.sent)
     return sim.sent
 
+
+
+async def _send_history(cities: list[City], registry: Registry, producer: Any, seed: int, start_ms: int,
+                        end_ms: int) -> None:
+    """The `history-<city>` sources: past quarter-hours, a day per city at a time, oldest first."""
+    day_ms = 86_400_000
+    t = start_ms
+    sent = 0
+    while t < end_ms:
+        upto = min(t + day_ms, end_ms)
+        pending = []
+        for city in cities:
+            for batch in simulation.history_batches(registry, city.id, t, upto, seed):
+                pending.append(await producer.send(FOOTFALL.name, value=orjson.dumps(batch),
+                                                   key=batch["source"].encode()))
+        await asyncio.gather(*pending)
+        sent += len(pending)
+        t = upto
+        log.info("simulator: history sent up to %s (%d batches)", format_ts(t, cities[0].timezone), sent)
+    log.info("simulator: history complete, %d batches", sent)
 
 
 def _simulated_ms(real: float, t0: float, origin: float, speed: float) -> int:

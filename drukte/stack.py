@@ -20,7 +20,7 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def up(settings: Settings, *, simulator: bool) -> int:
+def up(settings: Settings, *, simulator: bool, history_days: float = 0.0) -> int:
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -46,7 +46,7 @@ def up(settings: Settings, *, simulator: bool) -> int:
         print(f"  store (Valkey, embedded)   {store.url}")
     children = {"worker": _spawn(["worker"], env), "api": _spawn(["api"], env)}
     if simulator:
-        children["simulator"] = _spawn(["simulate"], env)
+        children["simulator"] = _spawn(["simulate", "--history-days", str(history_days)], env)
     base = f"http://127.0.0.1:{settings.port}"
     print(f"""
 Drukte draait / tourne / is running:

@@ -64,7 +64,7 @@ def horizon_starts(now_end_ms: int, window_ms: int, horizon_windows: int) -> lis
 
 def _observed(recent: Sequence[tuple[int, float]], now_end_ms: int, window_ms: int) -> dict[int, float]:
     """Recent windows that ended by `now_end_ms`, by start; a window given twice keeps its last value."""
-    return {s: float(v) for s, v in recent if s + window_ms <= now_end_ms and v >= 0}
+    return {s: v for s, v in recent if s + window_ms <= now_end_ms and v >= 0}
 
 
 def _newest(obs: dict[int, float]) -> float | None:
@@ -118,86 +118,91 @@ def amsterdam(recent: Sequence[tuple[int, float]], *, usual: Lookup, last_week: 
         factor += weight * ratio
     factor /= sum(AMSTERDAM_WEIGHTS)
     last = _newest(obs)
+    starts = horizon_starts(now_end_ms, window_ms, horizon_windows)
+    raw = [_clean(usual(now_end_ms + (j - 1) * window_ms)) for j in range(len(starts) + 2)]
     out = []
-    for t in horizon_starts(now_end_ms, window_ms, horizon_windows):
-        parts = [(w, usual(t + d * window_ms)) for d, w in ((-1, 0.25), (0, 0.5), (1, 0.25))]
-        have = [(w, u) for w, u in parts if u is not None]
-        if have:
-            curve = sum(w * u for w, u in have) / sum(w for w, _ in have)
-            out.append((t, max(0.0, curve * factor)))
+    for j, t in enumerate(starts):
+        num = den = 0.0
+        for u, w in zip(raw[j:j + 3], (0.25, 0.5, 0.25), strict=True):  # previous, this and next window
+            if u is not None:
+                num += w * u
+                den += w
+        if den > 0:
+            out.append((t, num / den * factor))
         elif last is not None:
             out.append((t, last))
     return out
 
 
-class _Curve:
-    """The base curve of `forecast`: usual smoothed over neighbouring windows, optionally blended with last week.
+def _clean(v: float | None) -> float | None:
+    return None if v is None or not v >= 0 else float(v)  # `not v >= 0` also refuses NaN
 
-    Memoises the lookups, which the worker may back with dictionaries or the store.
+
+def _smoothed(raw: list[float | None], k: int) -> list[float | None]:
+    """Triangular moving average (weights 1, 2, …, k+1, …, 2, 1) over the neighbours that exist.
+
+    `raw` has k extra values at each end; the result has len(raw) − 2k values, None where the centre is None.
     """
-
-    def __init__(self, usual: Lookup, last_week: Lookup, window_ms: int, p: ForecastParams) -> None:
-        self.usual, self.last_week, self.window_ms, self.p = usual, last_week, window_ms, p
-        self._memo: dict[tuple[int, int], float | None] = {}
-        self._curve: dict[int, float | None] = {}
-        k = max(0, p.smooth_windows)
-        self._kernel = [(d, float(k + 1 - abs(d))) for d in range(-k, k + 1)]  # triangle: 1, 2, …, k+1, …, 2, 1
-
-    def _get(self, which: int, start: int) -> float | None:
-        key = (which, start)
-        if key not in self._memo:
-            v = (self.usual if which == 0 else self.last_week)(start)
-            self._memo[key] = None if v is None or v < 0 or math.isnan(v) else float(v)
-        return self._memo[key]
-
-    def _smooth(self, which: int, start: int) -> float | None:
-        """Kernel-weighted mean over the neighbours that exist; None when the window itself has no value."""
-        if self._get(which, start) is None:
-            return None
+    if k == 0:
+        return raw
+    kernel = [(d, float(k + 1 - abs(d))) for d in range(-k, k + 1)]
+    out: list[float | None] = []
+    for i in range(k, len(raw) - k):
+        if raw[i] is None:
+            out.append(None)
+            continue
         num = den = 0.0
-        for d, w in self._kernel:
-            v = self._get(which, start + d * self.window_ms)
+        for d, w in kernel:
+            v = raw[i + d]
             if v is not None:
                 num += w * v
                 den += w
-        return num / den
-
-    def __call__(self, start: int) -> float | None:
-        if start not in self._curve:
-            self._curve[start] = self._blend(start)
-        return self._curve[start]
-
-    def _blend(self, start: int) -> float | None:
-        u, beta = self._smooth(0, start), self.p.last_week_weight
-        lw = self._smooth(1, start) if beta > 0 or u is None else None
-        if u is None:
-            return lw
-        if lw is None:
-            return u
-        return (1 - beta) * u + beta * lw
+        out.append(num / den)
+    return out
 
 
-def live_factors(obs: dict[int, float], curve: Callable[[int], float | None], now_end_ms: int, window_ms: int,
-                 half_lives_ms: Sequence[int], prior_visitors: float) -> list[float]:
+def base_curve(usual: Lookup, last_week: Lookup, first_ms: int, n: int, window_ms: int,
+               params: ForecastParams = DEFAULT_PARAMS) -> list[float | None]:
+    """The curve `forecast` scales, for the n windows from `first_ms`: smoothed usual, blended with last week.
+
+    Each lookup is called once per window (plus `smooth_windows` at each end). Where the usual is missing the
+    smoothed last week stands in; `last_week_weight` > 0 blends it in everywhere.
+    """
+    k = max(0, params.smooth_windows)
+    starts = [first_ms + (i - k) * window_ms for i in range(n + 2 * k)]
+    u = _smoothed([_clean(usual(t)) for t in starts], k)
+    beta = params.last_week_weight
+    if beta <= 0 and all(v is not None for v in u):
+        return u
+    lw = _smoothed([_clean(last_week(t)) for t in starts], k)
+    out: list[float | None] = []
+    for a, b in zip(u, lw, strict=True):
+        if a is None or b is None:
+            out.append(b if a is None else a)
+        else:
+            out.append(a if beta <= 0 else (1 - beta) * a + beta * b)
+    return out
+
+
+def live_factors(seen: Sequence[tuple[int, float, float]], half_lives_ms: Sequence[int],
+                 prior_visitors: float) -> list[float]:
     """How today compares with the curve, one factor per half-life: weighted Σ observed / Σ curve, shrunk to 1.
 
-    factor = (Σ wᵢ·observedᵢ + prior) / (Σ wᵢ·curveᵢ + prior), wᵢ = 2^(−ageᵢ/half-life), over windows that have
-    both. A ratio of sums, not a mean of ratios: quiet windows (night, a curve of 0) weigh by their volume
-    instead of producing huge or undefined ratios, and `prior` pseudo-visitors at factor 1 keep a factor from
-    a handful of people near 1 (Poisson-gamma shrinkage: it takes about `prior` counted people to move it).
+    `seen`: (age ms, observed, curve) of past windows, age = how long before now the window ended.
+    factor = (Σ wᵢ·observedᵢ + prior) / (Σ wᵢ·curveᵢ + prior), wᵢ = 2^(−ageᵢ/half-life). A ratio of sums, not a
+    mean of ratios: quiet windows (night, a curve of 0) weigh by their volume instead of producing huge or
+    undefined ratios, and `prior` pseudo-visitors at factor 1 keep a factor from a handful of people near 1
+    (Poisson-gamma shrinkage: it takes about `prior` counted people to move it).
     """
-    num = [prior_visitors] * len(half_lives_ms)
-    den = [prior_visitors] * len(half_lives_ms)
-    for start, seen in obs.items():
-        c = curve(start)
-        if c is None:
-            continue
-        age = now_end_ms - (start + window_ms)
-        for j, half_life in enumerate(half_lives_ms):
+    out = []
+    for half_life in half_lives_ms:
+        num = den = prior_visitors
+        for age, obs, c in seen:
             w = 0.5 ** (age / half_life)
-            num[j] += w * seen
-            den[j] += w * c
-    return [n / d if d > 0 else 1.0 for n, d in zip(num, den, strict=True)]
+            num += w * obs
+            den += w * c
+        out.append(num / den if den > 0 else 1.0)
+    return out
 
 
 def forecast(recent: Sequence[tuple[int, float]], *, usual: Lookup, last_week: Lookup,
@@ -205,31 +210,40 @@ def forecast(recent: Sequence[tuple[int, float]], *, usual: Lookup, last_week: L
              params: ForecastParams = DEFAULT_PARAMS) -> list[tuple[int, float]]:
     """Our nowcast: the smoothed usual curve × a live factor that fades from "right now" to "today" with the lead.
 
-    - Curve c(t): the usual p50 averaged with its neighbours (±`smooth_windows`, triangular weights), which
-      removes most of the week-to-week noise of an 8-value median; where there is no usual, last week's
-      (smoothed) count stands in.
+    - Curve c(t) (`base_curve`): the usual p50 averaged with its neighbours (±`smooth_windows`, triangular
+      weights), which removes most of the week-to-week noise of an 8-value median; where there is no usual,
+      last week's (smoothed) count stands in.
     - Two live factors (`live_factors`): a short one (half-life 20 min) for what is happening now, a long one
       (half-life 4 h) for the whole day's level (weather, season, a trend the 8-week median lags behind).
       Both are ratios of sums shrunk towards 1, so zero or tiny usual values and few windows are harmless.
     - For a window whose middle lies L ms ahead the factor is long + (short − long)·e^(−L/decay), clamped to
       [0.25, 4]: a burst now says a lot about the next 15 minutes and little about two hours from now, while
       a rainy day stays rainy.
-    - Without any curve at all (a new zone, no history yet) it falls back to persistence: the newest observed
-      window for every horizon window (a flat line), which is the best naive guess without a daily profile.
-      Windows with neither a curve nor any recent count are left out; nothing known gives [].
+    - Without any curve ahead (a new zone, no history yet) it falls back to persistence: the newest observed
+      window for every horizon window (a flat line), the best naive guess without a daily profile. A window
+      without a curve among others that have one gets the newest observation too; a window with neither is
+      left out, and nothing known at all gives [].
+    Recent windows must lie on the grid of `now_end_ms` (start = now_end_ms − k·window_ms); others are ignored.
     """
     p = params
     starts = horizon_starts(now_end_ms, window_ms, horizon_windows)
-    obs = {s: v for s, v in _observed(recent, now_end_ms, window_ms).items() if s >= now_end_ms - p.lookback_ms}
-    curve = _Curve(usual, last_week, window_ms, p)
-    ahead = [(t, curve(t)) for t in starts]
-    if all(c is None for _, c in ahead):
+    if not starts:
+        return []
+    back = max(0, p.lookback_ms // window_ms)
+    obs = {s: v for s, v in _observed(recent, now_end_ms, window_ms).items()
+           if s >= now_end_ms - back * window_ms and (now_end_ms - s) % window_ms == 0}
+    n_back = (now_end_ms - min(obs)) // window_ms if obs else 0
+    first = now_end_ms - n_back * window_ms
+    curve = base_curve(usual, last_week, first, n_back + len(starts), window_ms, p)
+    ahead = curve[n_back:]
+    if all(c is None for c in ahead):
         return _persist(obs, starts)
-    short, long = live_factors(obs, curve, now_end_ms, window_ms, (p.short_half_life_ms, p.long_half_life_ms),
-                               p.prior_visitors)
+    seen = [(now_end_ms - s - window_ms, v, c) for s, v in obs.items()
+            if (c := curve[(s - first) // window_ms]) is not None]
+    short, long = live_factors(seen, (p.short_half_life_ms, p.long_half_life_ms), p.prior_visitors)
     last = _newest(obs)
     out = []
-    for t, c in ahead:
+    for t, c in zip(starts, ahead, strict=True):
         if c is None:
             if last is not None:
                 out.append((t, last))

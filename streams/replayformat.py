@@ -71,7 +71,7 @@ DAY_FIRST, MONTH_FIRST, YEAR_FIRST = "day-first", "month-first", "year-first"
 SAMPLE_ROWS = 50  # rows that `parse` hands to `detect_format`
 INTERVAL_ROWS = 500  # rows at least that the interval is measured on
 MAX_INTERVAL_S = 3600
-_NUMERIC_SHARE = 0.5  # a column is numeric when more than half of its non-blank sample cells are numbers
+_NUMERIC_SHARE = 0.5  # a sample column holds numbers (timestamps) when more than this share of its cells do
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -409,17 +409,18 @@ def _numeric_column(sample: Sequence[Sequence[str]], i: int) -> bool:
 def _misfit(layout: Layout, header: Sequence[str], sample: Sequence[Sequence[str]]) -> str | None:
     """Why the sample rows do not fit `layout`, or None when they do."""
     stamps = [stamp_text(row, layout.stamp) for row in sample]
-    bad = next((s for s in stamps if not _looks_like_stamp(s)), None)
-    if bad is not None:
-        return f"{layout.format}: {bad!r} in the timestamp column is no date and time"
+    bad = [s for s in stamps if not _looks_like_stamp(s)]
+    if stamps and len(stamps) - len(bad) <= _NUMERIC_SHARE * len(stamps):
+        return f"{layout.format}: {bad[0]!r} in the timestamp column is no date and time"
     if layout.format == "long":
         assert layout.values is not None
         for i in (layout.values.total, layout.values.n_in, layout.values.n_out):
             if i is not None and not _numeric_column(sample, i):
                 return f"long: column {header[i]!r} is not numeric"
         return None
-    if len(set(stamps)) < len(stamps):
-        return f"{layout.format}: a timestamp repeats in consecutive rows, as in a long file"
+    # One timestamp per row; only the hour repeated in autumn may come twice, and back to back only when hourly.
+    if max(Counter(stamps).values(), default=0) > 2 or sum(a == b for a, b in pairwise(stamps)) > 1:
+        return f"{layout.format}: timestamps repeat from row to row, as in a long file"
     for s in layout.series:
         for i in (s.total, s.n_in, s.n_out):
             if i is not None and not _numeric_column(sample, i):

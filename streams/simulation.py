@@ -295,3 +295,47 @@ def batches(
         if duplicate:
             out.append(copy.deepcopy(batch))
     return out
+
+
+HISTORY_STEP_MS = 15 * MINUTE_MS  # history comes as quarter-hour counts, as open-data exports often do
+
+
+def history_source(city_id: str) -> str:
+    """The simulated history export of a city: a source of its own, so its watermark is its own."""
+    return f"history-{city_id}"
+
+
+def history_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int, seed: int,
+                    *, step_ms: int = HISTORY_STEP_MS) -> list[dict[str, Any]]:
+    """Past weeks for a demo: one batch per hour with a reading per sensor and `step_ms`, in time order.
+
+    The same model as `batches` (profile, weather, season, sensor shares) at the coarser step an export of
+    history has; no outages and no duplicates. Deterministic in `seed`.
+    """
+    city = city_of(registry, city_id)
+    source = history_source(city.id)
+    first, last = -(-start_ms // step_ms), end_ms // step_ms
+    zones = [(z, zone_kind(z), peak_per_hour(z) * step_ms / 3_600_000, _sensor_shares(seed, z)) for z in city.zones]
+    out: list[dict[str, Any]] = []
+    readings: list[dict[str, Any]] = []
+    per_batch = max(1, 3_600_000 // step_ms)
+    for step in range(first, last):
+        s_start = step * step_ms
+        rng = random.Random(f"{seed}:history:{city.id}:{step}")  # noqa: S311
+        local = local_time(s_start + step_ms // 2, city.timezone)
+        day = weather(seed, city.id, local.date()) * season(local.month)
+        start_text = format_ts(s_start, city.timezone)
+        for zone, kind, peak_per_step, shares in zones:
+            flow_zone = peak_per_step * profile(kind, local, city.country) * day
+            for sensor, share in zip(zone.sensors, shares, strict=True):
+                flow = flow_zone * share
+                n_in = _poisson(rng, flow * (0.5 if sensor.kind == "street" else 1.0))
+                n_out = _poisson(rng, flow * (0.5 if sensor.kind == "street" else ENTRANCE_OUT))
+                readings.append({"sensor_id": sensor.id, "start": start_text, "seconds": step_ms // 1000,
+                                 "in": n_in, "out": n_out})
+        if (step + 1) % per_batch == 0 or step == last - 1:
+            end = (step + 1) * step_ms
+            out.append({"source": source, "batch_id": f"{source}/{_utc_iso(end)}",
+                        "sent_at": _utc_iso(end + SEND_DELAY_MS), "readings": readings})
+            readings = []
+    return out

@@ -18,6 +18,7 @@ from streams.daytype import (
 )
 from streams.registry import Registry
 
+PEAK_CACHE = 4096  # (zone, week) entries
 # (zone, local date) → {slot: [visitors, sensors]}: the engine's history of one local day
 HistoryLookup = Callable[[str, str], dict[str, list[int]]]
 
@@ -97,15 +98,18 @@ class UsualModel:
     def peak(self, zone_id: str, start_ms: int) -> float | None:
         """The zone's usual weekly peak per window: the highest p50 over every day type and slot.
 
-        Computed once per zone and local day (it changes slowly; the cache only saves work).
+        Computed once per zone and local ISO week, from the eight weeks before that week's Monday: it changes
+        slowly, and a replay of months of history would otherwise spend most of its time here.
         """
         city = self.registry.city_of_zone[zone_id]
-        today = local_time(start_ms, city.timezone).date()
+        local_day = local_time(start_ms, city.timezone).date()
+        today = local_day - timedelta(days=local_day.weekday())  # the week's Monday
         key = (zone_id, today.isoformat())
         if key not in self._peaks:
             slots = range(slots_per_day(self.window_ms))
             bands = [band(self._values(days, slot)) for kind in WEEKDAYS
                      for days in [self._days(zone_id, today + timedelta(days=1), kind)] for slot in slots]
-            self._peaks = {k: v for k, v in self._peaks.items() if k[1] == key[1]}
+            if len(self._peaks) > PEAK_CACHE:  # live and replayed weeks interleave: keep many, not just one
+                self._peaks.pop(next(iter(self._peaks)))
             self._peaks[key] = weekly_peak(bands)
         return self._peaks[key]

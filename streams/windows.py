@@ -14,8 +14,11 @@ assignment so every change reaches the changelog. Keys:
 Time only comes in through arguments: reading times, and Kafka timestamps of data and clock ticks. Both are in
 the log, so replaying the log after a crash closes the same windows at the same places.
 
-Each source (a gateway, a replay) has its own watermark: the newest reading end it sent, capped at the
-message's timestamp (a sensor with a fast clock cannot close windows early). A window `[s, s+W)` closes when
+Each source (a gateway or a replay; the worker passes "source|zone", as one gateway batch reaches the zones
+as separate messages) has its own watermark: the newest reading *start* it sent, capped at the
+message's timestamp (a sensor with a fast clock cannot close windows early). The start, not the end: a source
+that sends quarter-hour or hourly readings spreads one interval over several messages, and readings that
+begin together must all count, however long they are. A window `[s, s+W)` closes when
 every source that contributed to it has a watermark ≥ `s + W + grace`. So a replay of last year neither
 closes today's live windows early nor sees its own windows closed by the live gateways, and it publishes the
 past windows that never existed. When a source sent nothing for `idle` ms, a clock tick at T moves its
@@ -120,9 +123,9 @@ class WindowEngine:
         open_: dict[str, list[int]] = pst["open"]
         touched: dict[str, dict[str, Any]] = {}
         histories: dict[str, dict[str, list[int]]] = {}
-        max_end = 0
+        max_start = 0
         for r in readings:
-            max_end = max(max_end, r.end_ms)
+            max_start = max(max_start, r.start_ms)
             tag = f"{r.sensor_id}@{r.start_ms}"
             outcome = ""
             for w, people, overlap in apportion(r.start_ms, r.dur_ms, r.visitors, cfg.window_ms):
@@ -169,7 +172,7 @@ class WindowEngine:
             state[key] = ws
         for key, hist in histories.items():
             state[key] = hist
-        pst["wm"][source] = max(wm, min(max_end, msg_ts_ms))
+        pst["wm"][source] = max(wm, min(max_start, msg_ts_ms))
         pst["seen"][source] = max(int(pst["seen"].get(source, 0)), msg_ts_ms)
         pst["open"] = {z: sorted(v) for z, v in open_.items() if v}
         pst["zones"] = sorted(set(pst["zones"]) | {k.split("|")[1] for k in touched})

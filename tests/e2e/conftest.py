@@ -53,7 +53,8 @@ class Stack:
         env.update(
             DRUKTE_KAFKA_URL=self.broker.url, DRUKTE_REDIS_URL=self.store.url, DRUKTE_REGISTRY=str(REGISTRY),
             DRUKTE_WINDOW_S="60", DRUKTE_GRACE_S="10", DRUKTE_IDLE_S="3", DRUKTE_LIVE_S="180",
-            DRUKTE_FAST_GROUPS="true", DRUKTE_PARTITIONS="4", DRUKTE_DATA_DIR=str(self.tmp / "data"),
+            DRUKTE_FAST_GROUPS="true", DRUKTE_SINGLE_RECORD_BATCHES="true", DRUKTE_PARTITIONS="4",
+            DRUKTE_DATA_DIR=str(self.tmp / "data"),
             DRUKTE_METRICS_PORT="0", DRUKTE_TICK_S="0.5",
         )
         env.update(extra)

@@ -77,12 +77,27 @@ def test_dedupe(second: Reading, expect_accepted: int, expect_dup: int) -> None:
 
 def test_window_closes_at_end_plus_grace_by_event_time() -> None:
     loop = Loop()
-    loop.data(T0 + 6 * MIN, [rd(s, m, 10) for m in range(5) for s in "abc"])
+    loop.data(T0 + 7 * MIN, [rd(s, m, 10) for m in range(5) for s in "abc"])
     assert loop.published == []
-    loop.data(T0 + 6 * MIN, [rd("a", 5, 1)])  # reading ends at T0+6min < end+grace = T0+7min
+    loop.data(T0 + 7 * MIN, [rd("a", 6, 1)])  # starts at T0+6min < end + grace = T0+7min
     assert loop.published == []
-    loop.data(T0 + 7 * MIN, [rd("a", 6, 1)])  # ends at T0+7min: closes [T0, T0+5min)
+    loop.data(T0 + 8 * MIN, [rd("a", 7, 1)])  # starts at T0+7min: closes [T0, T0+5min)
     assert loop.published == [Cell("z1", T0, T0 + W, 150, 3, 15 * MIN)]
+
+
+def test_long_readings_split_over_messages_all_count() -> None:
+    # an export of quarter-hours sent in several messages: readings that start together are never late
+    loop = Loop()
+    quarter = [rd(s, 0, 30, minutes=15) for s in "abc"]
+    loop.data(T0 + 60 * MIN, quarter[:2])
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 60 * MIN, quarter[2:])
+    assert (res.late, res.accepted) == (0, 1)
+    loop.data(T0 + 60 * MIN, [rd(s, 15, 30, minutes=15) for s in "abc"])
+    # 90 people over three 5-minute windows; the next quarter's start (T0+15) closes the first two only,
+    # the third needs T0+15 + grace
+    assert [c.visitors for c in loop.published] == [30, 30]
+    loop.data(T0 + 60 * MIN, [rd(s, 30, 30, minutes=15) for s in "abc"])
+    assert [c.visitors for c in loop.published] == [30, 30, 30, 30, 30]
 
 
 def test_watermark_never_passes_the_message_time() -> None:
