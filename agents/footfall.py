@@ -22,6 +22,7 @@ from streams.masking import mask_text
 from streams.publication import PrivacyPolicy, Usual, live_object
 from streams.registry import Registry
 from streams.timegrid import format_ts
+from streams.today import profile_record
 from streams.usual import UsualModel
 from streams.windows import Cell, WindowConfig, WindowEngine
 
@@ -174,7 +175,8 @@ class FootfallPath:
                 self.metrics.windows_suppressed.labels(obj["privacy"]["reason"]).inc()
         for fut in futures:
             await fut
-        lives = []
+        lives: list[dict[str, Any]] = []
+        profiles: list[dict[str, Any]] = []
         for zone_id, recent in sorted(recents.items()):
             if recent[-1] not in cells:
                 continue  # only past windows closed (a replay): the zone's live object has not changed
@@ -182,7 +184,10 @@ class FootfallPath:
             zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
             lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,
                                      grace_ms=cfg.grace_ms, usual=self.usual_for(span, recent, msg_ts)))
-        await self.store.publish(windows, lives)
+            newest = recent[-1].start_ms
+            profiles.append(profile_record(zone_id, city.timezone, self.usual.day_profile(zone_id, newest),
+                                           self.usual.peak(zone_id, newest)))
+        await self.store.publish(windows, lives, profiles)
         now = self.clock()
         for cell in cells:
             delay_ms = now - cell.end_ms - cfg.grace_ms

@@ -11,14 +11,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from drukte.metrics import WorkerMetrics
-from streams.storekeys import HEARTBEAT_KEY, live_key, windows_key
+from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, windows_key
 
 log = logging.getLogger(__name__)
 HISTORY_MS = 8 * 24 * 3_600_000  # windows kept per zone in Redis: a week and a day, for /today and charts
 
 
 class LiveStore(Protocol):
-    async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]]) -> None: ...
+    async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]],
+                      profiles: list[dict[str, Any]]) -> None: ...
     async def heartbeat(self, now_ms: int) -> None: ...
 
 
@@ -29,7 +30,8 @@ class RedisStore:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._metrics = metrics
 
-    async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]]) -> None:
+    async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]],
+                      profiles: list[dict[str, Any]]) -> None:
         async def write() -> None:
             pipe = self._redis.pipeline(transaction=False)
             for w in windows:
@@ -40,6 +42,8 @@ class RedisStore:
                 pipe.zremrangebyscore(key, "-inf", start_ms - HISTORY_MS)
             for live in lives:
                 pipe.set(live_key(live["zone_id"]), orjson.dumps(live))
+            for profile in profiles:
+                pipe.set(profile_key(profile["zone_id"]), orjson.dumps(profile))
             await pipe.execute()
 
         await self._retry(write)

@@ -20,8 +20,10 @@ from api.problems import ProblemError, problem_doc
 from api.store import LiveStore
 from drukte.metrics import ApiMetrics
 from drukte.settings import Settings
+from streams.daytype import day_bounds
 from streams.freshness import AS_OF_MS, refresh, unknown_live
 from streams.registry import City, Registry, Zone
+from streams.today import empty_profile, today_view
 
 PATH_ID = re.compile(r"[a-z0-9-]{1,64}")
 HEARTBEAT_MAX_AGE_S = 30  # /readyz fails when the worker's last tick is older than this
@@ -111,6 +113,18 @@ def build_router(ctx: Context) -> APIRouter:
         zone = ctx.zone(zone_id)
         [stored] = await ctx.store.live([zone.id])
         return _json(ctx.view(zone, stored, ctx.clock()))
+
+    @router.get("/v1/zones/{zone_id}/today", tags=["live"], responses=problem_doc(404, 503),
+                summary="Today per window: usual band, live, the forecast made before it; peak and quiet hours")
+    async def zone_today(zone_id: ZoneId) -> Response:
+        zone = ctx.zone(zone_id)
+        tz = ctx.registry.city_of_zone[zone.id].timezone
+        first, end = day_bounds(ctx.clock(), tz)
+        profile, published = await ctx.store.today(zone.id, first, end)
+        blank = empty_profile(zone.id, tz, first, end, ctx.settings.window_s * 1000)
+        if profile is None or profile.get("date") != blank["date"]:
+            profile = blank
+        return _json(today_view(profile, published, tz))
 
     @router.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
                 summary="Prometheus metrics")

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.storekeys import HEARTBEAT_KEY, live_key
+from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, windows_key
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +54,13 @@ class LiveStore:
         except ValueError:
             log.error("worker heartbeat in the store is not epoch ms: %r", raw[:40])
             return None
+
+    async def today(self, zone_id: str, first_ms: int, end_ms: int) -> tuple[dict[str, Any] | None,
+                                                                          list[dict[str, Any]]]:
+        """The zone's stored day profile and its published windows starting in `[first_ms, end_ms)`."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.get(profile_key(zone_id))
+        pipe.zrangebyscore(windows_key(zone_id), first_ms, end_ms - 1)
+        raw_profile, raw_windows = await pipe.execute()
+        windows = [w for w in (_decode(zone_id, r) for r in raw_windows) if w is not None]
+        return _decode(zone_id, raw_profile), windows

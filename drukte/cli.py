@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start broker, store, worker, API and simulator (embedded unless configured)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
     up.add_argument("--port", type=int, help="API port (default 8080 or DRUKTE_PORT)")
-    up.add_argument("--history-days", type=float, default=28.0,
-                    help="days of simulated history replayed first, so usual bands exist (default 28)")
+    up.add_argument("--history-days", type=float, default=21.0,
+                    help="days of simulated history replayed alongside live, so usual bands exist (default 21)")
     up.add_argument("--registry", help="registry YAML (default DRUKTE_REGISTRY or the shipped Flanders file)")
     up.set_defaults(func=cmd_up)
 

@@ -28,6 +28,7 @@ DEFAULT_SEED = 2026  # fixed, so a restarted simulator re-sends identical batche
 PROGRESS_EVERY_S = 10.0
 MAX_MINUTES_PER_STEP = 60  # per city and loop turn while catching up: keeps stop and progress responsive
 MAX_WAIT_S = 1.0
+HISTORY_PACE_S = 15.0  # real seconds per simulated day of history: about what one worker publishes in that time
 MINUTE_MS = simulation.MINUTE_MS
 SEND_LAG_MS = simulation.SEND_DELAY_MS  # a minute is sent 3 s after it ends
 
@@ -140,8 +141,13 @@ async def run_simulator(
 
 
 async def _send_history(cities: list[City], registry: Registry, producer: Any, seed: int, start_ms: int,
-                        end_ms: int) -> None:
-    """The `history-<city>` sources: past quarter-hours, a day per city at a time, oldest first."""
+                        end_ms: int, pace_s: float = HISTORY_PACE_S) -> None:
+    """The `history-<city>` sources: past quarter-hours, a day per city at a time, oldest first.
+
+    Paced at one day per `pace_s`: history and live share the worker's partitions, and a history backlog
+    would hold the live windows back behind it (a real replay of years should run before going live, or
+    on its own worker group).
+    """
     day_ms = 86_400_000
     t = start_ms
     sent = 0
@@ -156,6 +162,7 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
         sent += len(pending)
         t = upto
         log.info("simulator: history sent up to %s (%d batches)", format_ts(t, cities[0].timezone), sent)
+        await asyncio.sleep(pace_s)
     log.info("simulator: history complete, %d batches", sent)
 
 

@@ -107,3 +107,13 @@ def observation_key(ts_ms: int, tz: str) -> str:
     local = local_time(ts_ms, tz)
     day = local.date().isoformat()
     return f"{day}.2" if local.fold else day
+
+
+def day_bounds(ts_ms: int, tz: str) -> tuple[int, int]:
+    """`[first, end)` in epoch ms of the local day holding `ts_ms` (23 or 25 hours on clock-change days)."""
+    d = local_time(ts_ms, tz).date()
+    zone = ZoneInfo(tz)
+    start = datetime(d.year, d.month, d.day, tzinfo=zone)
+    nxt = d + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    return (start - _EPOCH) // timedelta(milliseconds=1), (end - _EPOCH) // timedelta(milliseconds=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 LIVE_PREFIX = "drukte:live:"  # STRING per zone: the live object with internal `as_of_ms`
 WINDOWS_PREFIX = "drukte:windows:"  # ZSET per zone: score = window start ms, member = that window's object
+PROFILE_PREFIX = "drukte:profile:"  # STRING per zone: today's usual curve on the score scale (streams.today)
 HEARTBEAT_KEY = "drukte:worker:heartbeat"  # STRING: epoch ms of the worker's last tick
 
 
@@ -13,3 +14,7 @@ def live_key(zone_id: str) -> str:
 
 def windows_key(zone_id: str) -> str:
     return WINDOWS_PREFIX + zone_id
+
+
+def profile_key(zone_id: str) -> str:
+    return PROFILE_PREFIX + zone_id

@@ -161,7 +161,7 @@ def test_worker_killed_mid_stream_publishes_the_same(stack: Stack) -> None:
     # (6 s here) expires; an orchestrator's restart delay stands in for that: start after the session is gone.
     time.sleep(8)
     stack.spawn("worker", log="worker2", **idle)
-    records = stack.consume("busyness.zone.v1", lambda rs: len(by_window(rs)) >= len(expected), timeout_s=120)
+    records = stack.consume("busyness.zone.v1", lambda rs: len(by_window(rs)) >= len(expected), timeout_s=180)
     assert summary(by_window(records)) == expected
     per_zone: dict[str, list[int]] = defaultdict(list)
     for zone, start in by_window(records):
