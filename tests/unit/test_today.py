@@ -21,8 +21,8 @@ def iso(hour: int) -> str:
     return datetime(2026, 11, 28, hour, tzinfo=ZoneInfo(TZ)).isoformat()
 
 
-PROFILE = [(ms(h), Band(p50 * 0.8, p50, p50 * 1.2, 8) if p50 else None)
-           for h, p50 in enumerate([0, 0, 0, 0, 0, 0, 0, 0, 5, 20, 40, 60, 80, 90, 100, 95, 70, 50, 20, 10, 5, 0, 0, 0])]
+HOURLY_P50 = [0, 0, 0, 0, 0, 0, 0, 0, 5, 20, 40, 60, 80, 90, 100, 95, 70, 50, 20, 10, 5, 0, 0, 0]
+PROFILE = [(ms(h), Band(p50 * 0.8, p50, p50 * 1.2, 8) if p50 else None) for h, p50 in enumerate(HOURLY_P50)]
 
 
 def published(hour: int, index: int, forecast: list[dict[str, Any]]) -> dict[str, Any]:
@@ -60,4 +60,5 @@ def test_empty_profile_without_history() -> None:
     rec = empty_profile("z", TZ, ms(0), ms(0) + 24 * W, W)
     view = today_view(rec, [], TZ)
     assert len(view["windows"]) == 24
-    assert view["peak_hours"] == [] and view["quiet_hours"] == []
+    assert view["peak_hours"] == []
+    assert view["quiet_hours"] == []
