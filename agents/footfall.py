@@ -87,14 +87,16 @@ class FootfallPath:
                 self.metrics.rejected.labels(rej.reason).inc()
                 # the input key is whatever the sender chose: mask it like the payload (P1)
                 key = mask_text(bytes(event.key or b"").decode("utf-8", "replace")[:128]).encode()
-                await self.topics.rejected.send(key=key, value=rejection_record(rej, event, now))
+                await self.topics.rejected.send(key=key, value=rejection_record(rej, event, now), force=True)
             by_zone: dict[str, list[Reading]] = defaultdict(list)
             for r in parsed.readings:
                 by_zone[r.zone_id].append(r)
             for zone_id, readings in by_zone.items():
-                # Faust flushes the producer before it commits this event's offset: nothing is lost
+                # Sent now, not attached to the offset (sent at commit): a clock tick written meanwhile would
+                # otherwise overtake these readings and make their source look idle. Faust flushes the
+                # producer before it commits this event's offset, so nothing is lost.
                 await self.topics.byzone.send(key=zone_id.encode(),
-                                              value=encode_readings(parsed.source or "?", readings))
+                                              value=encode_readings(parsed.source or "?", readings), force=True)
             self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
             yield None
 

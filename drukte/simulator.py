@@ -28,7 +28,7 @@ DEFAULT_SEED = 2026  # fixed, so a restarted simulator re-sends identical batche
 PROGRESS_EVERY_S = 10.0
 MAX_MINUTES_PER_STEP = 60  # per city and loop turn while catching up: keeps stop and progress responsive
 MAX_WAIT_S = 1.0
-HISTORY_PACE_S = 15.0  # real seconds per simulated day of history: about what one worker publishes in that time
+HISTORY_PACE_S = 20.0  # real seconds per simulated day of history: a bit more than one worker needs for it
 MINUTE_MS = simulation.MINUTE_MS
 SEND_LAG_MS = simulation.SEND_DELAY_MS  # a minute is sent 3 s after it ends
 
