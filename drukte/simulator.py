@@ -149,7 +149,9 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
     on its own worker group).
     """
     day_ms = 86_400_000
-    t = start_ms
+    step = simulation.HISTORY_STEP_MS
+    # whole quarter-hours only, so consecutive day chunks leave no quarter-hour out between them
+    t, end_ms = start_ms - start_ms % step, end_ms - end_ms % step
     sent = 0
     while t < end_ms:
         upto = min(t + day_ms, end_ms)

@@ -43,7 +43,6 @@ class UsualModel:
         self.window_ms, self.weeks, self.min_sensors = window_ms, weeks, min_sensors
         self._peaks: dict[tuple[str, str], float | None] = {}
         self._day_cache: dict[tuple[str, date, str], list[dict[str, list[int]]]] = {}
-        self._profiles: dict[tuple[str, str], list[tuple[int, Band | None]]] = {}
 
     def forget(self) -> None:
         """Drop cached day histories; call after the history may have changed (the worker: per message)."""
@@ -122,11 +121,6 @@ class UsualModel:
         return list(range(first, end, self.window_ms))
 
     def day_profile(self, zone_id: str, at_ms: int) -> list[tuple[int, Band | None]]:
-        """The usual band of every window of the local day holding `at_ms`, cached per zone and day."""
-        tz = self.registry.city_of_zone[zone_id].timezone
-        key = (zone_id, local_time(at_ms, tz).date().isoformat())
-        if key not in self._profiles:
-            if len(self._profiles) > PEAK_CACHE:
-                self._profiles.pop(next(iter(self._profiles)))
-            self._profiles[key] = [(s, self.band(zone_id, s)) for s in self.day_windows(zone_id, at_ms)]
-        return self._profiles[key]
+        """The usual band of every window of the local day holding `at_ms`. Not cached across messages:
+        history keeps arriving (a replay fills it while live runs), and it costs one day scan per zone."""
+        return [(s, self.band(zone_id, s)) for s in self.day_windows(zone_id, at_ms)]
