@@ -140,14 +140,14 @@ class FootfallPath:
         """Bands for `cells`, the weekly peak, and the 2-hour forecast after the newest of them.
 
         Windows closed more than an hour before the message that closed them are history (a replay): they get
-        no forecast, which nobody would read and which would make replays slow. The decision uses the log's
+        no forecast and no score, which nobody would read and which would make replays slow. The decision uses the log's
         timestamp, so a republish after a crash yields the same bytes.
         """
         zone_id, newest = cells[-1].zone_id, cells[-1]
         bands = [self.usual.band(zone_id, c.start_ms) for c in cells]
-        peak = self.usual.peak(zone_id, newest.start_ms)
         if newest.end_ms < msg_ts - HOUR_MS:
-            return Usual(bands, peak, [])
+            return Usual(bands, None, [])
+        peak = self.usual.peak(zone_id, newest.start_ms)
         window_ms = self.engine.cfg.window_ms
         observed = [(c.start_ms, float(c.visitors)) for c in recent
                     if c.start_ms <= newest.start_ms and c.sensors >= self.privacy.min_sensors]

@@ -110,9 +110,12 @@ class UsualModel:
             slots = range(slots_per_day(self.window_ms))
             bands = [band(self._values(days, slot)) for kind in WEEKDAYS
                      for days in [self._days(zone_id, today + timedelta(days=1), kind)] for slot in slots]
+            peak = weekly_peak(bands)
+            if peak is None:
+                return None  # no baseline yet: ask again next time, history may be arriving
             if len(self._peaks) > PEAK_CACHE:  # live and replayed weeks interleave: keep many, not just one
                 self._peaks.pop(next(iter(self._peaks)))
-            self._peaks[key] = weekly_peak(bands)
+            self._peaks[key] = peak
         return self._peaks[key]
 
     def day_windows(self, zone_id: str, at_ms: int) -> list[int]:
