@@ -122,7 +122,7 @@ class FootfallPath:
                 self.metrics.late_untracked.inc(res.untracked)
             wm = self.engine.watermark(self.table, msg.partition)
             self.metrics.watermark_lag.labels(str(msg.partition)).set(max(0, self.clock() - wm) / 1000)
-            cells = self.engine.due(self.table, msg.partition)
+            cells = self.engine.due(self.table, msg.partition, ts)
             if cells:
                 await self.publish(cells, ts)
                 self.engine.finalize(self.table, msg.partition, cells)

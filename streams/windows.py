@@ -18,12 +18,14 @@ Each source (a gateway or a replay; the worker passes "source|zone", as one gate
 as separate messages) has its own watermark: the newest reading *start* it sent, capped at the
 message's timestamp (a sensor with a fast clock cannot close windows early). The start, not the end: a source
 that sends quarter-hour or hourly readings spreads one interval over several messages, and readings that
-begin together must all count, however long they are. A window `[s, s+W)` closes when
-every source that contributed to it has a watermark ≥ `s + W + grace`. So a replay of last year neither
-closes today's live windows early nor sees its own windows closed by the live gateways, and it publishes the
-past windows that never existed. When a source sent nothing for `idle` ms, a clock tick at T moves its
-watermark to `T - idle`: quiet sensors at night still close their windows. A closed window is final (P9):
-later readings for it are late, go to its history total once (deduplicated), and are never published.
+begin together must all count, however long they are. A window `[s, s+W)` closes when every source that
+contributed to it has a watermark ≥ `s + W` and the log's clock (message timestamps) has passed
+`s + W + grace`, or when every such watermark is ≥ `s + W + grace` (a replay, far behind the clock). So a
+replay of last year neither closes today's live windows early nor sees its own windows closed by the live
+gateways, and it publishes the past windows that never existed. When a source sent nothing for `idle` ms, a
+clock tick at T moves its watermark to `T - idle`: quiet sensors at night still close their windows. A closed
+window is final (P9): later readings for it are late, go to its history total once (deduplicated), and are
+never published.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from streams.timegrid import apportion
 State = MutableMapping[str, Any]
 # (zone, window start) → (local date "YYYY-MM-DD", slot of the day) in the zone's city
 Calendar = Callable[[str, int], tuple[str, int]]
-RECENT_CELLS = 36  # newest final cells kept per zone: the live span and the forecast's look-back
+RECENT_CELLS = 72  # newest final cells kept per zone: the live span and the forecast's 6-hour look-back
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ class WindowEngine:
                         open_[r.zone_id].append(w)
                     outcome = outcome or "dup"
                     continue
-                final = ws["f"] or w + cfg.window_ms + cfg.grace_ms <= wm
+                final = ws["f"] or self._closed(w, [wm], msg_ts_ms)
                 ws["v"] += people
                 ws["s"][r.sensor_id] = ws["s"].get(r.sensor_id, 0) + overlap
                 ws["k"].append(tag)
@@ -198,8 +200,19 @@ class WindowEngine:
         if changed:
             state[_pkey(partition)] = pst
 
-    def due(self, state: State, partition: int) -> list[Cell]:
-        """Windows of this partition whose every source has passed end + grace, oldest first; not yet final."""
+    def _closed(self, start: int, wms: list[int], now_ms: int) -> bool:
+        """Is the window at `start` closed for sources at watermarks `wms`, at log time `now_ms`?
+
+        Every source has moved past the window's end (its readings come in start order) and the log's clock
+        has passed end + grace, the time stragglers get; or, for replays far behind the clock, every source
+        has moved past end + grace in event time."""
+        end = start + self.cfg.window_ms
+        grace = self.cfg.grace_ms
+        return all(wm >= end + grace for wm in wms) or (now_ms >= end + grace and all(wm >= end for wm in wms))
+
+    def due(self, state: State, partition: int, now_ms: int) -> list[Cell]:
+        """Windows of this partition that are closed at log time `now_ms` (see `_closed`), oldest first;
+        not yet marked final."""
         cfg = self.cfg
         pst = self.partition(state, partition)
         wms: dict[str, int] = pst["wm"]
@@ -209,8 +222,7 @@ class WindowEngine:
                 ws = state.get(_wkey(zone, s))
                 if ws is None:
                     continue
-                close_at = s + cfg.window_ms + cfg.grace_ms
-                if all(wms.get(src, 0) >= close_at for src in ws["src"]):
+                if self._closed(s, [wms.get(src, 0) for src in ws["src"]], now_ms):
                     cells.append(Cell(zone, s, s + cfg.window_ms, int(ws["v"]), len(ws["s"]),
                                       sum(ws["s"].values())))
         cells.sort(key=lambda c: (c.start_ms, c.zone_id))

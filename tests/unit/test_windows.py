@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.footfall import Reading
-from streams.windows import Cell, WindowConfig, WindowEngine
+from streams.windows import RECENT_CELLS, Cell, WindowConfig, WindowEngine
 
 MIN = 60_000
 W = 5 * MIN
@@ -37,14 +37,14 @@ class Loop:
 
     def data(self, ts: int, readings: list[Reading], partition: int = 0, source: str = "gw") -> None:
         self.engine.ingest(self.state, partition, source, ts, readings)
-        self._close(partition)
+        self._close(partition, ts)
 
     def tick(self, ts: int, partition: int = 0) -> None:
         self.engine.tick(self.state, partition, ts)
-        self._close(partition)
+        self._close(partition, ts)
 
-    def _close(self, partition: int) -> None:
-        cells = self.engine.due(self.state, partition)
+    def _close(self, partition: int, ts: int) -> None:
+        cells = self.engine.due(self.state, partition, ts)
         self.published += cells
         self.engine.finalize(self.state, partition, cells)
 
@@ -75,14 +75,23 @@ def test_dedupe(second: Reading, expect_accepted: int, expect_dup: int) -> None:
     assert (res.accepted, res.duplicates) == (expect_accepted, expect_dup)
 
 
-def test_window_closes_at_end_plus_grace_by_event_time() -> None:
+def test_window_closes_when_sources_moved_on_and_grace_passed() -> None:
     loop = Loop()
-    loop.data(T0 + 7 * MIN, [rd(s, m, 10) for m in range(5) for s in "abc"])
+    loop.data(T0 + 6 * MIN, [rd(s, m, 10) for m in range(5) for s in "abc"])
+    assert loop.published == []  # the source has not moved past the window yet
+    loop.data(T0 + 6 * MIN, [rd("a", 5, 1)])  # it has (a reading starts at the end), but grace runs to T0+7
     assert loop.published == []
-    loop.data(T0 + 7 * MIN, [rd("a", 6, 1)])  # starts at T0+6min < end + grace = T0+7min
-    assert loop.published == []
-    loop.data(T0 + 8 * MIN, [rd("a", 7, 1)])  # starts at T0+7min: closes [T0, T0+5min)
+    loop.data(T0 + 7 * MIN, [rd("b", 6, 1)])  # the log's clock reaches end + grace: closed
     assert loop.published == [Cell("z1", T0, T0 + W, 150, 3, 15 * MIN)]
+
+
+def test_straggler_within_grace_still_counts() -> None:
+    loop = Loop()
+    loop.data(T0 + 5 * MIN, [rd(s, m, 10) for m in range(5) for s in "ab"] + [rd("a", 5, 1)])
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 6 * MIN, [rd("c", 4, 10)])  # a minute late: in grace
+    assert res.accepted == 1
+    loop.tick(T0 + 8 * MIN)
+    assert loop.published[0].visitors == 110
 
 
 def test_long_readings_split_over_messages_all_count() -> None:
@@ -93,11 +102,8 @@ def test_long_readings_split_over_messages_all_count() -> None:
     res = loop.engine.ingest(loop.state, 0, "gw", T0 + 60 * MIN, quarter[2:])
     assert (res.late, res.accepted) == (0, 1)
     loop.data(T0 + 60 * MIN, [rd(s, 15, 30, minutes=15) for s in "abc"])
-    # 90 people over three 5-minute windows; the next quarter's start (T0+15) closes the first two only,
-    # the third needs T0+15 + grace
-    assert [c.visitors for c in loop.published] == [30, 30]
-    loop.data(T0 + 60 * MIN, [rd(s, 30, 30, minutes=15) for s in "abc"])
-    assert [c.visitors for c in loop.published] == [30, 30, 30, 30, 30]
+    # 90 people over three 5-minute windows, closed once the next quarter starts (the log is past grace)
+    assert [c.visitors for c in loop.published] == [30, 30, 30]
 
 
 def test_watermark_never_passes_the_message_time() -> None:
@@ -111,8 +117,8 @@ def test_watermark_never_passes_the_message_time() -> None:
 @pytest.mark.parametrize(
     ("tick_at", "closes"),
     [
-        (T0 + W + 2 * MIN + 29_000, False),  # idle, but tick - idle < end + grace
-        (T0 + W + 2 * MIN + 30_000, True),  # exactly end + grace + idle: closes
+        (T0 + W + 2 * MIN - 1_000, False),  # idle (the source moved past the end by the clock), within grace
+        (T0 + W + 2 * MIN, True),  # end + grace: closes
     ],
 )
 def test_idle_partition_advances_by_clock_ticks(tick_at: int, closes: bool) -> None:
@@ -154,12 +160,12 @@ def test_late_reading_for_a_window_that_never_had_data() -> None:
 
 def test_recent_keeps_the_newest_cells() -> None:
     loop = Loop()
-    for m in range(200):
+    for m in range(400):
         loop.data(T0 + (m + 1) * MIN, [rd(s, m, 1) for s in "abc"])
-    loop.tick(T0 + 300 * MIN)
+    loop.tick(T0 + 500 * MIN)
     recent = loop.engine.recent(loop.state, "z1")
-    assert len(loop.published) == 40
-    assert [c.start_ms for c in recent] == [c.start_ms for c in loop.published[-36:]]
+    assert len(loop.published) == 80
+    assert [c.start_ms for c in recent] == [c.start_ms for c in loop.published[-RECENT_CELLS:]]
 
 
 def test_expired_keys_only_of_own_zones_and_past_retention() -> None:
