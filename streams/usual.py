@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
 from streams.baseline import Band, band, weekly_peak
 from streams.daytype import (
@@ -19,7 +20,9 @@ from streams.daytype import (
 )
 from streams.registry import Registry
 
-PEAK_CACHE = 4096  # (zone, week) entries
+SLOW_CACHE = 4096  # cached peaks and day profiles
+REFRESH = 24  # uses of a cached peak or profile before it is computed again (about two hours of live windows)
+T = TypeVar("T")
 # (zone, local date) → {slot: [visitors, sensors]}: the engine's history of one local day
 HistoryLookup = Callable[[str, str], dict[str, list[int]]]
 
@@ -41,7 +44,7 @@ class UsualModel:
                  min_sensors: int) -> None:
         self.registry, self.lookup = registry, lookup
         self.window_ms, self.weeks, self.min_sensors = window_ms, weeks, min_sensors
-        self._peaks: dict[tuple[str, str], float | None] = {}
+        self._slow: dict[tuple[str, str, str], tuple[int, Any]] = {}  # key → (uses, value)
         self._day_cache: dict[tuple[str, date, str], list[dict[str, list[int]]]] = {}
 
     def forget(self) -> None:
@@ -99,24 +102,19 @@ class UsualModel:
     def peak(self, zone_id: str, start_ms: int) -> float | None:
         """The zone's usual weekly peak per window: the highest p50 over every day type and slot.
 
-        Computed once per zone and local ISO week, from the eight weeks before that week's Monday: it changes
-        slowly, and a replay of months of history would otherwise spend most of its time here.
+        Per zone and local ISO week, from the weeks before that week's Monday; recomputed every `REFRESH`
+        uses, since history may still be arriving (a replay alongside live) and a full scan is costly.
         """
         city = self.registry.city_of_zone[zone_id]
         local_day = local_time(start_ms, city.timezone).date()
-        today = local_day - timedelta(days=local_day.weekday())  # the week's Monday
-        key = (zone_id, today.isoformat())
-        if key not in self._peaks:
+        monday = local_day - timedelta(days=local_day.weekday())
+
+        def compute() -> float | None:
             slots = range(slots_per_day(self.window_ms))
-            bands = [band(self._values(days, slot)) for kind in WEEKDAYS
-                     for days in [self._days(zone_id, today + timedelta(days=1), kind)] for slot in slots]
-            peak = weekly_peak(bands)
-            if peak is None:
-                return None  # no baseline yet: ask again next time, history may be arriving
-            if len(self._peaks) > PEAK_CACHE:  # live and replayed weeks interleave: keep many, not just one
-                self._peaks.pop(next(iter(self._peaks)))
-            self._peaks[key] = peak
-        return self._peaks[key]
+            return weekly_peak([band(self._values(days, slot)) for kind in WEEKDAYS
+                                for days in [self._days(zone_id, monday + timedelta(days=1), kind)] for slot in slots])
+
+        return self._cached(("peak", zone_id, monday.isoformat()), compute)
 
     def day_windows(self, zone_id: str, at_ms: int) -> list[int]:
         """Starts of every window of the local day holding `at_ms` (23 or 25 hours on clock-change days)."""
@@ -124,6 +122,17 @@ class UsualModel:
         return list(range(first, end, self.window_ms))
 
     def day_profile(self, zone_id: str, at_ms: int) -> list[tuple[int, Band | None]]:
-        """The usual band of every window of the local day holding `at_ms`. Not cached across messages:
-        history keeps arriving (a replay fills it while live runs), and it costs one day scan per zone."""
-        return [(s, self.band(zone_id, s)) for s in self.day_windows(zone_id, at_ms)]
+        """The usual band of every window of the local day holding `at_ms` (refreshed like `peak`)."""
+        tz = self.registry.city_of_zone[zone_id].timezone
+        return self._cached(("profile", zone_id, local_time(at_ms, tz).date().isoformat()),
+                            lambda: [(s, self.band(zone_id, s)) for s in self.day_windows(zone_id, at_ms)])
+
+    def _cached(self, key: tuple[str, str, str], compute: Callable[[], T]) -> T:
+        hit = self._slow.get(key)
+        if hit is None or hit[0] >= REFRESH:
+            if hit is None and len(self._slow) > SLOW_CACHE:
+                self._slow.pop(next(iter(self._slow)))
+            hit = (0, compute())
+        self._slow[key] = (hit[0] + 1, hit[1])
+        result: T = hit[1]  # the key's kind decides the value's type
+        return result
