@@ -455,7 +455,8 @@ async def test_metrics_record_route_templates_and_data_age(
 async def test_openapi_documents_routes_models_and_problems(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert set(spec["paths"]) == {
-        "/v1/cities", "/v1/cities/{city_id}/live", "/v1/zones/{zone_id}/live", "/metrics", "/healthz", "/readyz"}
+        "/v1/cities", "/v1/cities/{city_id}/live", "/v1/zones/{zone_id}/live", "/v1/zones/{zone_id}/today",
+        "/metrics", "/healthz", "/readyz"}
     zone_live = spec["paths"]["/v1/zones/{zone_id}/live"]["get"]["responses"]
     assert zone_live["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ZoneLive"}
     assert set(zone_live["404"]["content"]) == {"application/problem+json"}
@@ -469,3 +470,32 @@ async def test_openapi_documents_routes_models_and_problems(client: httpx.AsyncC
 async def test_serve_without_redis_url_says_what_to_do(registry: Registry) -> None:
     with pytest.raises(SettingsError, match=r"DRUKTE_REDIS_URL.*drukte up"):
         serve(SETTINGS, registry)
+
+
+async def test_today_joins_profile_and_published_windows(client: httpx.AsyncClient, rds: Redis, clock: Clock) -> None:
+    from streams.baseline import Band
+    from streams.daytype import day_bounds
+    from streams.today import profile_record
+
+    first, end = day_bounds(clock.now_ms, "Europe/Brussels")
+    window_ms = SETTINGS.window_s * 1000
+    starts = list(range(first, end, window_ms))
+    profile = profile_record("mechelen-bruul", "Europe/Brussels",
+                             [(s, Band(40, 50, 60, 8) if i % 2 else None) for i, s in enumerate(starts)], peak=100.0)
+    await rds.set("drukte:profile:mechelen-bruul", orjson.dumps(profile))
+    window = dict(CONTRACT_LIVE)
+    window["window"] = {"start": profile["windows"][1]["start"], "end": "x", "seconds": window_ms // 1000}
+    await rds.zadd("drukte:windows:mechelen-bruul", {orjson.dumps(window): starts[1]})
+    yesterday = orjson.dumps(dict(window, index=7))
+    await rds.zadd("drukte:windows:mechelen-bruul", {yesterday: first - window_ms})
+    resp = await client.get("/v1/zones/mechelen-bruul/today")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["date"] == profile["date"]
+    assert len(body["windows"]) == len(starts)
+    assert body["windows"][1]["usual"] == {"score": 50, "low": 40, "high": 60}
+    assert body["windows"][1]["live"]["index"] == CONTRACT_LIVE["index"]
+    assert body["windows"][0]["usual"] is None
+    assert all(w["live"] is None for i, w in enumerate(body["windows"]) if i != 1)  # yesterday's is not today's
+    resp = await client.get("/v1/zones/nowhere/today")
+    assert resp.status_code == 404
