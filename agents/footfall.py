@@ -96,7 +96,8 @@ class FootfallPath:
                 # otherwise overtake these readings and make their source look idle. Faust flushes the
                 # producer before it commits this event's offset, so nothing is lost.
                 await self.topics.byzone.send(key=zone_id.encode(),
-                                              value=encode_readings(parsed.source or "?", readings), force=True)
+                                              value=encode_readings(mask_text(parsed.source or "?"), readings),
+                                              force=True)
             self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
             yield None
 
@@ -133,7 +134,7 @@ class FootfallPath:
         """Once an hour: forget final windows past retention (late dedupe needs them only that long)."""
         zones = set(self.engine.partition(self.table, partition).get("zones", []))
         wm = self.engine.watermark(self.table, partition)
-        for key in self.engine.expired(list(self.table.keys()), zones, wm):
+        for key in self.engine.expired(self.table, zones, wm):
             del self.table[key]
 
     def usual_for(self, cells: list[Cell], recent: list[Cell], msg_ts: int) -> Usual:

@@ -22,7 +22,14 @@ from streams.registry import Registry
 
 SLOW_CACHE = 4096  # cached peaks and day profiles
 REFRESH = 24  # uses of a cached peak or profile before it is computed again (about two hours of live windows)
+REFRESH_UNKNOWN = 3  # … and of one that found no baseline yet
 T = TypeVar("T")
+
+
+def _known(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(band is not None for _, band in value)
+    return value is not None
 # (zone, local date) → {slot: [visitors, sensors]}: the engine's history of one local day
 HistoryLookup = Callable[[str, str], dict[str, list[int]]]
 
@@ -129,7 +136,8 @@ class UsualModel:
 
     def _cached(self, key: tuple[str, str, str], compute: Callable[[], T]) -> T:
         hit = self._slow.get(key)
-        if hit is None or hit[0] >= REFRESH:
+        # "nothing known yet" is asked again soon: history may be arriving (a replay beside live)
+        if hit is None or hit[0] >= (REFRESH if _known(hit[1]) else REFRESH_UNKNOWN):
             if hit is None and len(self._slow) > SLOW_CACHE:
                 self._slow.pop(next(iter(self._slow)))
             hit = (0, compute())

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from streams.footfall import Reading
@@ -40,6 +41,7 @@ from streams.timegrid import apportion
 State = MutableMapping[str, Any]
 # (zone, window start) → (local date "YYYY-MM-DD", slot of the day) in the zone's city
 Calendar = Callable[[str, int], tuple[str, int]]
+HISTORY_DAYS = 400  # day histories kept: eight weeks of baselines with ample room, and a year of "was final"
 RECENT_CELLS = 72  # newest final cells kept per zone: the live span and the forecast's 6-hour look-back
 
 
@@ -126,6 +128,9 @@ class WindowEngine:
         touched: dict[str, dict[str, Any]] = {}
         histories: dict[str, dict[str, list[int]]] = {}
         max_start = 0
+        def is_open(ws: dict[str, Any], zone: str, w: int) -> bool:
+            return bool(ws["src"]) or w in open_.get(zone, [])
+
         for r in readings:
             max_start = max(max_start, r.start_ms)
             tag = f"{r.sensor_id}@{r.start_ms}"
@@ -147,7 +152,9 @@ class WindowEngine:
                         open_[r.zone_id].append(w)
                     outcome = outcome or "dup"
                     continue
-                final = ws["f"] or self._closed(w, [wm], msg_ts_ms)
+                # late: the window is final, or it never opened and this source has already passed it; an
+                # open window takes a reading even from a source that is behind (it cannot close without it)
+                final = ws["f"] or (not is_open(ws, r.zone_id, w) and self._closed(w, [wm], msg_ts_ms))
                 ws["v"] += people
                 ws["s"][r.sensor_id] = ws["s"].get(r.sensor_id, 0) + overlap
                 ws["k"].append(tag)
@@ -256,14 +263,18 @@ class WindowEngine:
         pst["open"] = {z: v for z, v in open_.items() if v}
         state[_pkey(partition)] = pst
 
-    def expired(self, keys: Iterable[str], zones: set[str], wm: int) -> list[str]:
-        """Window-state keys of `zones` older than retention: their totals live on in `d|` history."""
+    def expired(self, state: State, zones: set[str], wm: int) -> list[str]:
+        """Keys of `zones` to forget: final window states older than retention (their totals live on in the
+        `d|` history), and day histories older than `HISTORY_DAYS` (past any baseline's reach)."""
         out = []
-        for key in keys:
-            if key.startswith("w|"):
-                _, zone, start = key.split("|")
-                if zone in zones and int(start) + self.cfg.retention_ms < wm:
-                    out.append(key)
+        oldest_day = _utc_date(wm - HISTORY_DAYS * 86_400_000)
+        for key in list(state.keys()):
+            kind, zone, rest = [*key.split("|"), "", ""][:3]
+            if zone not in zones:
+                continue
+            old_final = kind == "w" and int(rest) + self.cfg.retention_ms < wm and (state.get(key) or {}).get("f")
+            if old_final or (kind == "d" and rest < oldest_day):
+                out.append(key)
         return out
 
     # -- history -----------------------------------------------------------------------------------------
@@ -284,3 +295,8 @@ class WindowEngine:
             hist = self.history(state, zone, date)
             cache[key] = hist
         hist[str(slot)] = [int(ws["v"]), len(ws["s"])]
+
+
+def _utc_date(ms: int) -> str:
+    days = ms // 86_400_000
+    return (date(1970, 1, 1) + timedelta(days=days)).isoformat()

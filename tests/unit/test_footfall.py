@@ -122,3 +122,12 @@ def test_rejected_payload_masks_identifiers(parser: FootfallParser) -> None:
     assert "aa:bb" not in payload
     assert "4111" not in payload
     assert "mac" not in payload
+
+
+def test_rejection_detail_never_echoes_an_identifier(parser: FootfallParser) -> None:
+    # a "sensor id" that is really a MAC address passes the id pattern; it must not leave in the detail (P1)
+    parsed = parser.parse(batch(reading(sensor="a45e60c2110f")), NOW)
+    [rej] = parsed.rejections
+    assert rej.reason == "unknown_sensor"
+    assert "a45e60c2110f" not in rej.detail
+    assert "a45e60c2110f" not in orjson.dumps(rej.payload).decode()

@@ -168,10 +168,22 @@ def test_recent_keeps_the_newest_cells() -> None:
     assert [c.start_ms for c in recent] == [c.start_ms for c in loop.published[-RECENT_CELLS:]]
 
 
-def test_expired_keys_only_of_own_zones_and_past_retention() -> None:
+def test_expired_keys_only_final_of_own_zones_and_past_retention() -> None:
     engine = WindowEngine(CFG, utc_calendar)
-    keys = [f"w|z1|{T0}", f"w|z2|{T0}", f"w|z1|{T0 + CFG.retention_ms}", "p|0", "r|z1"]
-    assert engine.expired(keys, {"z1"}, T0 + CFG.retention_ms + 1) == [f"w|z1|{T0}"]
+    final, still_open = {"f": True}, {"f": False}
+    state = {f"w|z1|{T0}": final, f"w|z2|{T0}": final, f"w|z1|{T0 + CFG.retention_ms}": final,
+             f"w|z1|{T0 - W}": still_open, "p|0": {}, "r|z1": [], "d|z1|2020-01-01": {}, "d|z1|2026-11-27": {}}
+    assert engine.expired(state, {"z1"}, T0 + CFG.retention_ms + 1) == [f"w|z1|{T0}", "d|z1|2020-01-01"]
+
+
+def test_a_late_source_does_not_finalise_an_open_window() -> None:
+    loop = Loop()
+    loop.data(T0 + MIN, [rd(s, 0, 10) for s in "ab"], source="fast")
+    loop.data(T0 + 60 * MIN, [rd("x", 30, 1)], source="slow")  # the slow source is far ahead…
+    res = loop.engine.ingest(loop.state, 0, "slow", T0 + 60 * MIN, [rd("c", 0, 10)])  # …and sends window 0
+    assert (res.accepted, res.late) == (1, 0)  # window 0 is open (the fast source), so it counts
+    loop.tick(T0 + 120 * MIN)
+    assert loop.published[0].visitors == 30
 
 
 # -- properties --------------------------------------------------------------------------------------------
