@@ -146,7 +146,7 @@ def city_minutes(city: City, t0: int, minutes: int) -> CityMinutes:
     shares: dict[str, list[float]] = {simulation.SHOPPING: [], simulation.HOSPITALITY: []}
     dates, hours = [], []
     for m in range(minutes):
-        local = simulation.local_time(t0 + m * MINUTE_MS + MINUTE_MS // 2, city.timezone)
+        local = local_time(t0 + m * MINUTE_MS + MINUTE_MS // 2, city.timezone)
         s = simulation.season(local.month)
         for kind, out in shares.items():
             out.append(simulation.profile(kind, local, city.country) * s)

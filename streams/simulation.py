@@ -29,10 +29,9 @@ import random
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from streams.daytype import local_time, public_holidays
 from streams.errors import DrukteError
 from streams.registry import City, Registry, Zone
 from streams.timegrid import format_ts
@@ -87,31 +86,9 @@ def _interp(knots: Sequence[tuple[float, float]], x: float) -> float:
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
-def easter(year: int) -> date:
-    """Easter Sunday (Gregorian), by the anonymous Gregorian algorithm."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month, day = divmod(h + ell - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
-@lru_cache(maxsize=64)
-def belgian_holidays(year: int) -> frozenset[date]:
-    """The ten Belgian public holidays of `year`."""
-    e = easter(year)
-    fixed = ((1, 1), (5, 1), (7, 21), (8, 15), (11, 1), (11, 11), (12, 25))
-    return frozenset({date(year, m, d) for m, d in fixed}
-                     | {e + timedelta(days=1), e + timedelta(days=39), e + timedelta(days=50)})
-
-
 def day_type(d: date, country: str) -> str:
-    """weekday | saturday | sunday; Belgian public holidays count as a Sunday (shops closed)."""
-    if d.weekday() == 6 or (country == "BE" and d in belgian_holidays(d.year)):
+    """weekday | saturday | sunday; public holidays count as a Sunday (shops closed), as in the baselines."""
+    if d.weekday() == 6 or d in public_holidays(country, d.year):
         return SUNDAY
     return SATURDAY if d.weekday() == 5 else WEEKDAY
 
@@ -162,10 +139,6 @@ def weather(seed: int, city_id: str, d: date) -> float:
 def peak_per_hour(zone: Zone) -> float:
     """The zone's usual Saturday peak in visitors per hour, from its level thresholds."""
     return max(PEAK_OF_VERY_BUSY * zone.levels.very_busy, MIN_PEAK_PER_HOUR)
-
-
-def local_time(ts_ms: int, tz: str) -> datetime:
-    return (_EPOCH + timedelta(milliseconds=ts_ms)).astimezone(ZoneInfo(tz))
 
 
 def expected_per_hour(city: City, zone: Zone, ts_ms: int, seed: int) -> float:

@@ -25,10 +25,8 @@ from streams.simulation import (
     SUNDAY,
     WEEKDAY,
     batches,
-    belgian_holidays,
     city_of,
     day_type,
-    easter,
     expected_per_hour,
     local_time,
     peak_per_hour,
@@ -122,23 +120,6 @@ def hour_total(city_id: str, zone_id: str, start: str, seed: int = SEED) -> int:
 
 
 # --- calendar ----------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("year", "expected"), [
-    (2024, date(2024, 3, 31)),
-    (2025, date(2025, 4, 20)),
-    (2026, date(2026, 4, 5)),
-    (2027, date(2027, 3, 28)),
-])
-def test_easter(year: int, expected: date) -> None:
-    assert easter(year) == expected
-
-
-def test_belgian_holidays_2026() -> None:
-    assert sorted(belgian_holidays(2026)) == [
-        date(2026, 1, 1), date(2026, 4, 6), date(2026, 5, 1), date(2026, 5, 14), date(2026, 5, 25),
-        date(2026, 7, 21), date(2026, 8, 15), date(2026, 11, 1), date(2026, 11, 11), date(2026, 12, 25),
-    ]
-
 
 @pytest.mark.parametrize(("d", "country", "expected"), [
     (date(2026, 11, 24), "BE", WEEKDAY),   # an ordinary Tuesday
