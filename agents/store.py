@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from drukte.metrics import WorkerMetrics
-from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, windows_key
+from streams.storekeys import HEARTBEAT_KEY, UPDATES_CHANNEL, live_key, profile_key, windows_key
 
 log = logging.getLogger(__name__)
 HISTORY_MS = 8 * 24 * 3_600_000  # windows kept per zone in Redis: a week and a day, for /today and charts
@@ -44,6 +44,9 @@ class RedisStore:
                 pipe.set(live_key(live["zone_id"]), orjson.dumps(live))
             for profile in profiles:
                 pipe.set(profile_key(profile["zone_id"]), orjson.dumps(profile))
+            for live in lives:  # announced after every write of the batch: API processes re-read and push
+                pipe.publish(UPDATES_CHANNEL, orjson.dumps(
+                    {"kind": "live", "zone_id": live["zone_id"], "city_id": live["city_id"]}))
             await pipe.execute()
 
         await self._retry(write)
