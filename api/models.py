@@ -133,9 +133,23 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class CityFreshness(BaseModel):
+    age_s: int | None = Field(description="whole seconds since the city's newest live object; null: none stored")
+    stale: bool = Field(description="true when `age_s` is over `stale_after_s` or null")
+
+
 class Ready(BaseModel):
+    """Ready: the store answers, a worker ticked within 30 s, and at least one city has fresh live data.
+
+    A 503 problem carries the same `checks`, `stale_after_s` and `cities` as extension members.
+    """
+
     status: Literal["ready"]
-    checks: dict[str, str] = Field(description="each readiness check and its outcome")
+    checks: dict[str, str] = Field(
+        description="`store`, `worker`, `data`: `ok` or what is wrong; `data` also names stale cities when "
+                    "others are fresh (still ready)")
+    stale_after_s: int = Field(description="live data older than this is stale (`DRUKTE_STALE_S`)")
+    cities: dict[str, CityFreshness] = Field(description="per city id, the age of its newest live object")
 
 
 class Problem(BaseModel):

@@ -38,10 +38,11 @@ class ProblemError(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, detail: str | None, instance: str, headers: dict[str, str] | None = None,
+def problem_response(status: int, detail: str | None, instance: str | None, headers: dict[str, str] | None = None,
                      **extra: Any) -> Response:
+    """A problem answer; `instance` None leaves the member out (e.g. a path too long to echo)."""
     body: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-                            "detail": detail, "instance": instance, **extra}
+                            "detail": detail, **({"instance": instance} if instance is not None else {}), **extra}
     all_headers = {"Cache-Control": "no-cache", **(headers or {})}
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=all_headers)
 

@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from api.models import Cities, CityLive, Health, Ready, ZoneLive
 from api.problems import ProblemError, problem_doc
+from api.readiness import HEARTBEAT_MAX_AGE_S, readiness
 from api.store import LiveStore
 from drukte.metrics import ApiMetrics
 from drukte.settings import Settings
@@ -26,7 +27,6 @@ from streams.registry import City, Registry, Zone
 from streams.today import empty_profile, today_view
 
 PATH_ID = re.compile(r"[a-z0-9-]{1,64}")
-HEARTBEAT_MAX_AGE_S = 30  # /readyz fails when the worker's last tick is older than this
 _ID_RULE = "ids are 1 to 64 lower-case letters, digits and '-'"
 _WHERE = "GET /v1/cities lists the valid ids"
 _STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
@@ -137,30 +137,19 @@ def build_router(ctx: Context) -> APIRouter:
         return _json({"status": "ok"})
 
     @router.get("/readyz", response_model=Ready, tags=["operations"], responses=problem_doc(503),
-                summary=f"The store answers and the worker ticked within {HEARTBEAT_MAX_AGE_S} s")
+                summary=f"The store answers, the worker ticked within {HEARTBEAT_MAX_AGE_S} s, live data is fresh")
     async def readyz() -> Response:
-        checks = await _readiness(ctx)
-        failed = [f"{name}: {outcome}" for name, outcome in checks.items() if outcome != "ok"]
-        if failed:
-            raise ProblemError(HTTPStatus.SERVICE_UNAVAILABLE, "not ready; " + "; ".join(failed), checks=checks)
-        return _json({"status": "ready", "checks": checks})
+        """503 (a problem with `checks`, `stale_after_s` and `cities`) when the store does not answer, the
+        worker's last heartbeat is older than 30 s, or no city has a live object younger than the stale limit.
+        Some cities stale is still ready: the `data` check names them."""
+        ready = await readiness(ctx.store, ctx.registry, ctx.clock, ctx.settings.stale_after_s, ctx.metrics)
+        body = ready.body(ctx.settings.stale_after_s)
+        if ready.failing:
+            failed = "; ".join(f"{name}: {ready.checks[name]}" for name in ready.failing)
+            raise ProblemError(HTTPStatus.SERVICE_UNAVAILABLE, "not ready; " + failed, **body)
+        return _json({"status": "ready", **body})
 
     return router
-
-
-async def _readiness(ctx: Context) -> dict[str, str]:
-    try:
-        await ctx.store.ping()
-        beat_ms = await ctx.store.heartbeat_ms()
-    except _STORE_ERRORS:
-        ctx.metrics.redis_errors.inc()
-        return {"store": "unreachable", "worker": "unknown (store unreachable)"}
-    if beat_ms is None:
-        return {"store": "ok", "worker": "no heartbeat in the store; is `drukte worker` running?"}
-    age_ms = max(0, ctx.clock() - beat_ms)
-    if age_ms >= HEARTBEAT_MAX_AGE_S * 1000:
-        return {"store": "ok", "worker": f"last heartbeat {age_ms // 1000} s ago (limit {HEARTBEAT_MAX_AGE_S} s)"}
-    return {"store": "ok", "worker": "ok"}
 
 
 async def _update_ages(ctx: Context) -> None:

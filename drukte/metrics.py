@@ -48,3 +48,6 @@ class ApiMetrics:
             "drukte_api_redis_errors_total", "Redis errors seen by the API", registry=registry)
         self.data_age = Gauge(
             "drukte_live_age_seconds", "Age of the newest live object per city", ["city"], registry=registry)
+        self.rate_limited = Counter(
+            "drukte_api_rate_limited_total", "Requests refused with 429 by the per-client rate limit",
+            registry=registry)

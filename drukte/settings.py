@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535, description="HTTP port of the API")
     stale_s: int | None = Field(None, ge=1, description="data older than this is stale; unset: 2*window+grace+idle")
     single_record_batches: bool = Field(False, description="one record per produce batch (Tansu's offsets need it)")
+    rate_limit_per_min: int = Field(600, ge=0, description="API requests a minute per client address; 0 = off")
+    max_url_bytes: int = Field(2048, ge=256, description="longest request path + query the API accepts (414)")
+    max_header_bytes: int = Field(8192, ge=1024, description="largest request headers the API accepts (431)")
+    max_body_bytes: int = Field(16384, ge=0, description="largest request body the API accepts (413)")
     fast_groups: bool = Field(False, description="short Kafka group timeouts (tests, demo; not production)")
     log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$", description="log level")
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.models import CityLive, ZoneLive
+from api.models import CityLive, Ready, ZoneLive
 from api.server import redis_client, serve
 from drukte.embedded import Service, start_store
 from drukte.errors import SettingsError
@@ -408,16 +408,22 @@ async def test_readyz_follows_the_worker_heartbeat(
     client: httpx.AsyncClient, rds: Redis, clock: Clock, heartbeat_age_ms: int | None, ready: bool,
     worker_check: str,
 ) -> None:
+    await rds.set("drukte:live:mechelen-bruul", stored(CONTRACT_LIVE, AS_OF_MS))  # Mechelen fresh, Leuven not
     if heartbeat_age_ms is not None:
         await rds.set("drukte:worker:heartbeat", str(clock.now_ms - heartbeat_age_ms))
     resp = await client.get("/readyz")
+    data = "ok, but stale in 1 of 2 cities: leuven (no live object) (limit 630 s)"
+    cities = {"mechelen": {"age_s": 74, "stale": False}, "leuven": {"age_s": None, "stale": True}}
     if ready:
         assert resp.status_code == 200
-        assert resp.json() == {"status": "ready", "checks": {"store": "ok", "worker": "ok"}}
+        assert resp.json() == {"status": "ready", "checks": {"store": "ok", "worker": "ok", "data": data},
+                               "stale_after_s": 630, "cities": cities}
+        assert Ready.model_validate(resp.json()).model_dump(mode="json") == resp.json()
     else:
         body = assert_problem(resp, 503, "Service Unavailable", "/readyz")
-        assert body["checks"] == {"store": "ok", "worker": worker_check}
-        assert worker_check in body["detail"]
+        assert body["checks"] == {"store": "ok", "worker": worker_check, "data": data}
+        assert (body["stale_after_s"], body["cities"]) == (630, cities)
+        assert body["detail"] == f"not ready; worker: {worker_check}"
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
