@@ -8,7 +8,7 @@ from typing import Any
 import faust
 
 from drukte.settings import Settings
-from streams.topics import BUSYNESS, FOOTFALL, REJECTED, TopicSpec
+from streams.topics import BUSYNESS, FOOTFALL, PAYMENTS, REJECTED, SPENDING, TopicSpec
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -52,6 +52,8 @@ class Topics:
     byzone: faust.TopicT
     busyness: faust.TopicT
     rejected: faust.TopicT
+    payments: faust.TopicT
+    spending: faust.TopicT
 
 
 def _topic(app: faust.App, spec: TopicSpec, partitions: int) -> faust.TopicT:
@@ -69,4 +71,6 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
                          key_serializer="raw", value_serializer="raw"),
         busyness=_topic(app, BUSYNESS, p),
         rejected=_topic(app, REJECTED, p),
+        payments=_topic(app, PAYMENTS, p),
+        spending=_topic(app, SPENDING, p),
     )

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY, start_http_server
 
 from agents.app import create_app, declare_topics
 from agents.footfall import FootfallPath
+from agents.spending import SpendingPath, SpendingTopics
 from agents.store import RedisStore
 from drukte.errors import SettingsError
 from drukte.kafka import ensure_topics
@@ -33,6 +34,9 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=REGISTRY)
     store = RedisStore(settings.redis_url, metrics)
-    FootfallPath(app, declare_topics(app, settings), settings, registry, store, metrics)
+    topics = declare_topics(app, settings)
+    FootfallPath(app, topics, settings, registry, store, metrics)
+    SpendingPath(app, SpendingTopics(app, settings, topics.payments, topics.spending, topics.rejected), settings,
+                 registry, store, metrics)
     logging.getLogger("drukte").setLevel(settings.log_level.upper())
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

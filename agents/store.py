@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from drukte.metrics import WorkerMetrics
-from streams.storekeys import HEARTBEAT_KEY, UPDATES_CHANNEL, live_key, profile_key, windows_key
+from streams.storekeys import HEARTBEAT_KEY, UPDATES_CHANNEL, live_key, profile_key, spending_key, windows_key
 
 log = logging.getLogger(__name__)
 HISTORY_MS = 8 * 24 * 3_600_000  # windows kept per zone in Redis: a week and a day, for /today and charts
@@ -47,6 +47,22 @@ class RedisStore:
             for live in lives:  # announced after every write of the batch: API processes re-read and push
                 pipe.publish(UPDATES_CHANNEL, orjson.dumps(
                     {"kind": "live", "zone_id": live["zone_id"], "city_id": live["city_id"]}))
+            await pipe.execute()
+
+        await self._retry(write)
+
+    async def publish_spending(self, objects: list[dict[str, Any]]) -> None:
+        """The newest spending object per zone (indices only), announced like live objects."""
+        if not objects:
+            return
+
+        async def write() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for obj in objects:
+                pipe.set(spending_key(obj["zone_id"]), orjson.dumps(obj))
+            for obj in objects:
+                pipe.publish(UPDATES_CHANNEL, orjson.dumps(
+                    {"kind": "spending", "zone_id": obj["zone_id"], "city_id": obj["city_id"]}))
             await pipe.execute()
 
         await self._retry(write)

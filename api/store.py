@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, windows_key
+from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, spending_key, windows_key
+from streams.timegrid import parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +65,33 @@ class LiveStore:
         raw_profile, raw_windows = await pipe.execute()
         windows = [w for w in (_decode(zone_id, r) for r in raw_windows) if w is not None]
         return _decode(zone_id, raw_profile), windows
+
+    async def spending(self, zone_ids: Sequence[str]) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+        """Per zone, the newest spending object and the footfall windows published in its window's span."""
+        if not zone_ids:
+            return []
+        raws: list[bytes | str | None] = await self._client.mget([spending_key(z) for z in zone_ids])
+        objs = [_decode(z, raw) for z, raw in zip(zone_ids, raws, strict=True)]
+        pipe = self._client.pipeline(transaction=False)
+        for zone_id, obj in zip(zone_ids, objs, strict=True):
+            span = _span(obj)
+            if span is not None:
+                pipe.zrangebyscore(windows_key(zone_id), span[0], span[1] - 1)
+        fetched = iter(await pipe.execute())
+        out: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = []
+        for zone_id, obj in zip(zone_ids, objs, strict=True):
+            if _span(obj) is None:
+                out.append((None, []))
+                continue
+            windows = [w for w in (_decode(zone_id, r) for r in next(fetched)) if w is not None]
+            out.append((obj, windows))
+        return out
+
+
+def _span(obj: dict[str, Any] | None) -> tuple[int, int] | None:
+    """`[start, end)` in epoch ms of a stored spending object's window; None when it has none readable."""
+    try:
+        start = parse_ts(obj["window"]["start"])  # type: ignore[index]
+        return start, start + int(obj["window"]["seconds"]) * 1000  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return None

@@ -37,6 +37,20 @@ class WorkerMetrics:
         self.batch_seconds = Histogram(
             "drukte_batch_seconds", "Processing time of one input message", ["stage"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1), registry=registry)
+        self.payments_in = Counter(
+            "drukte_payments_in_total", "Valid payment figures accepted, by kind (totals, transactions)", ["kind"],
+            registry=registry)
+        self.spend_cells = Counter(
+            "drukte_spend_cells_total", "Spending cells closed: published, or suppressed by reason", ["outcome"],
+            registry=registry)
+        self.spend_late = Counter(
+            "drukte_spend_late_total", "Payments for final cells: history (kept) or untracked (dropped)", ["kind"],
+            registry=registry)
+        self.spend_duplicates = Counter(
+            "drukte_spend_duplicate_batches_total", "Transaction batches already summed (re-sent)", registry=registry)
+        self.card_sets_open = Gauge(
+            "drukte_card_sets_open", "Zone windows with distinct-card sets in memory (P3: only open windows)",
+            registry=registry)
 
 
 class ApiMetrics:

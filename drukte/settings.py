@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     idle_s: int = Field(30, ge=1, le=3600, description="a partition without data this long advances by clock")
     tick_s: float = Field(1.0, gt=0, le=60, description="how often the worker sends clock ticks")
     live_s: int = Field(900, ge=1, le=86400, description="span of published windows summed in /live")
+    spend_window_s: int = Field(3600, ge=60, le=3600, description="spending cell length (s); divides an hour")
+    spend_grace_s: int = Field(300, ge=0, le=86400, description="how long after a spending window payments count")
     baseline_weeks: int = Field(8, ge=1, le=52, description="past same-type days in a usual band")
     k_min: int = Field(15, ge=1, description="fewest people a published window may show (P6)")
     min_sensors: int = Field(3, ge=1, description="fewest reporting sensors a published window needs (P7)")
@@ -33,12 +35,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".drukte"), description="local state of worker and embedded stack")
     metrics_port: int = Field(9102, ge=0, le=65535, description="worker's Prometheus port; 0 = off")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port of the API")
-    stale_s: int | None = Field(None, ge=1, description="data older than this is stale; unset: 2*window+grace+idle")
-    single_record_batches: bool = Field(False, description="one record per produce batch (Tansu's offsets need it)")
     rate_limit_per_min: int = Field(600, ge=0, description="API requests a minute per client address; 0 = off")
     max_url_bytes: int = Field(2048, ge=256, description="longest request path + query the API accepts (414)")
     max_header_bytes: int = Field(8192, ge=1024, description="largest request headers the API accepts (431)")
     max_body_bytes: int = Field(16384, ge=0, description="largest request body the API accepts (413)")
+    stale_s: int | None = Field(None, ge=1, description="data older than this is stale; unset: 2*window+grace+idle")
+    single_record_batches: bool = Field(False, description="one record per produce batch (Tansu's offsets need it)")
     fast_groups: bool = Field(False, description="short Kafka group timeouts (tests, demo; not production)")
     log_level: str = Field("info", pattern=r"^(debug|info|warning|error)$", description="log level")
 
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
                 f"DRUKTE_WINDOW_S={self.window_s} does not divide an hour (3600 s); "
                 "pick e.g. 60, 300, 900 or 3600 so windows align to the clock"
             )
+            raise ValueError(msg)
+        if 3600 % self.spend_window_s:
+            msg = f"DRUKTE_SPEND_WINDOW_S={self.spend_window_s} does not divide an hour (3600 s); pick 900 or 3600"
             raise ValueError(msg)
         if self.live_s % self.window_s:
             msg = f"DRUKTE_LIVE_S={self.live_s} must be a multiple of DRUKTE_WINDOW_S={self.window_s}"

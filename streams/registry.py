@@ -52,12 +52,22 @@ class Zone:
 
 
 @dataclass(frozen=True, slots=True)
+class SpendRules:
+    """P12 for a city's spending cells: fewest merchants and distinct cards, largest share of the top two."""
+
+    min_merchants: int = 5
+    min_cards: int = 15
+    max_top2_pct: int = 85
+
+
+@dataclass(frozen=True, slots=True)
 class City:
     id: str
     name: str
     timezone: str
     country: str
     zones: tuple[Zone, ...]
+    spending: SpendRules = SpendRules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +311,7 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
     m = ck.mapping(node, "city")
     if m is None:
         return None
-    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels"}, "city")
+    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels", "spending"}, "city")
     cid = ck.ident(m, "id", f"city #{nr}")
     what = f"city {cid or f'#{nr}'}"
     name = ck.text(m, "name", what)
@@ -322,9 +332,29 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
     city_levels = _levels(ck, m.get("levels"), base, what)
     znodes = ck.nonempty_seq(m.get("zones"), f"{what} zones", m.node, 1, f"{what}: needs at least one zone")
     zones = [z for zn in znodes if (z := _zone(ck, zn, cid, city_levels, what)) is not None]
+    rules = _spend_rules(ck, m.get("spending"), what)
     if cid and name and tz and country:
-        return City(cid, name, tz, country, tuple(zones))
+        return City(cid, name, tz, country, tuple(zones), rules)
     return None
+
+
+def _spend_rules(ck: _Checker, node: yaml.Node | None, what: str) -> SpendRules:
+    """A city's P12 rules; each may only be made stricter than the defaults, never looser."""
+    base = SpendRules()
+    if node is None:
+        return base
+    m = ck.mapping(node, f"{what} spending")
+    if m is None:
+        return base
+    ck.unknown_keys(m, {"min_merchants", "min_cards", "max_top2_pct"}, f"{what} spending")
+    merchants = ck.whole(m, "min_merchants", f"{what} spending", base.min_merchants, "merchants")
+    cards = ck.whole(m, "min_cards", f"{what} spending", base.min_cards, "cards")
+    top2 = ck.whole(m, "max_top2_pct", f"{what} spending", 1, "percent")
+    if top2 is not None and top2 > base.max_top2_pct:
+        ck.fail(m.values["max_top2_pct"],
+                f"{what} spending: max_top2_pct {top2} is looser than the privacy floor {base.max_top2_pct}")
+        top2 = None
+    return SpendRules(merchants or base.min_merchants, cards or base.min_cards, top2 or base.max_top2_pct)
 
 
 def _merchant(ck: _Checker, node: yaml.Node) -> Merchant | None:
