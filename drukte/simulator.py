@@ -17,13 +17,14 @@ from aiokafka.errors import KafkaError
 from drukte.errors import DrukteError
 from drukte.kafka import bootstrap, ensure_topics
 from drukte.settings import Settings
-from streams import simulation
+from streams import paysim, simulation
 from streams.registry import City, Registry
 from streams.timegrid import format_ts
-from streams.topics import FOOTFALL
+from streams.topics import FOOTFALL, PAYMENTS
 
 log = logging.getLogger(__name__)
 
+HOUR_MS = 3_600_000
 DEFAULT_SEED = 2026  # fixed, so a restarted simulator re-sends identical batches (deduplicated downstream)
 PROGRESS_EVERY_S = 10.0
 MAX_MINUTES_PER_STEP = 60  # per city and loop turn while catching up: keeps stop and progress responsive
@@ -89,7 +90,7 @@ async def run_simulator(
         msg = "DRUKTE_KAFKA_URL is not set: point it at Kafka, or run `drukte up` for an embedded broker"
         raise DrukteError(msg)
     stop = stop if stop is not None else asyncio.Event()
-    await ensure_topics(settings.kafka_url, [FOOTFALL], settings.partitions)
+    await ensure_topics(settings.kafka_url, [FOOTFALL, PAYMENTS], settings.partitions)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), client_id="drukte-simulator",
                                 acks="all", linger_ms=20)
     try:
@@ -160,6 +161,10 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
             for batch in simulation.history_batches(registry, city.id, t, upto, seed):
                 pending.append(await producer.send(FOOTFALL.name, value=orjson.dumps(batch),
                                                    key=batch["source"].encode()))
+            # the acquirer's export comes in whole hours: chunk edges floored to the hour, so none is left out
+            for batch in paysim.history_payments(registry, city.id, t - t % HOUR_MS, upto - upto % HOUR_MS, seed):
+                pending.append(await producer.send(PAYMENTS.name, value=orjson.dumps(batch),
+                                                   key=batch["source"].encode()))
         await asyncio.gather(*pending)
         sent += len(pending)
         t = upto
@@ -199,6 +204,9 @@ class _Gateways:
                                             outage_rate=self.outage_rate, duplicate_rate=self.duplicate_rate):
                 pending.append(await self.producer.send(
                     FOOTFALL.name, value=orjson.dumps(batch), key=batch["source"].encode()))
+            for batch in paysim.payment_batches(self.registry, city.id, start_ms, end_ms, self.seed):
+                pending.append(await self.producer.send(
+                    PAYMENTS.name, value=orjson.dumps(batch), key=batch["source"].encode()))
         try:
             await asyncio.gather(*pending)
         except KafkaError as exc:

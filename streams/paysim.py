@@ -52,11 +52,11 @@ def _ticket(rng: random.Random, sector: str) -> int:
 
 
 def payment_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int, seed: int) -> list[dict[str, Any]]:
-    """One `payments.v1` batch of single transactions per whole minute in `[start_ms, end_ms)`."""
+    """One `payments.v1` batch of single transactions per whole minute in `[start_ms, end_ms)` with sales."""
     city = city_of(registry, city_id)
     merchants = _merchants(registry, city)
     source = acquirer(city.id)
-    out = []
+    out: list[dict[str, Any]] = []
     pools: dict[str, int] = {}
     for minute in range(-(-start_ms // MINUTE_MS), end_ms // MINUTE_MS):
         m_start = minute * MINUTE_MS
@@ -64,7 +64,7 @@ def payment_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int
         day = local_time(m_start, city.timezone).date().isoformat()
         if day not in pools:
             pools[day] = _shoppers(registry, city, seed, m_start)
-        txs = []
+        txs: list[dict[str, Any]] = []
         for m in merchants:
             lam = _rate_per_ms(registry, city, m, m_start + MINUTE_MS // 2, seed) * MINUTE_MS
             for _ in range(_poisson(rng, lam)):
@@ -72,9 +72,11 @@ def payment_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int
                 shopper = rng.randrange(pools[day])
                 txs.append({"merchant_id": m.id, "ts": _utc_iso(ts), "amount_cents": _ticket(rng, m.sector),
                             "card_ref": f"tok_{seed}_{city.id}_{day}_{shopper}"})
+        if not txs:
+            continue  # nothing sold this minute in the whole city: the acquirer sends nothing
         end = m_start + MINUTE_MS
         out.append({"source": source, "batch_id": f"{source}/{_utc_iso(end)}",
-                    "sent_at": _utc_iso(end + SEND_DELAY_MS), "transactions": sorted(txs, key=lambda t: t["ts"])})
+                    "sent_at": _utc_iso(end + SEND_DELAY_MS), "transactions": sorted(txs, key=lambda t: str(t["ts"]))})
     return out
 
 
@@ -90,7 +92,7 @@ def history_payments(registry: Registry, city_id: str, start_ms: int, end_ms: in
     city = city_of(registry, city_id)
     merchants = _merchants(registry, city)
     source = acquirer(city.id)
-    out = []
+    out: list[dict[str, Any]] = []
     for hour in range(-(-start_ms // HOUR_MS), end_ms // HOUR_MS):
         h_start = hour * HOUR_MS
         rng = random.Random(f"{seed}:payhist:{city.id}:{hour}")  # noqa: S311
