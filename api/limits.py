@@ -72,7 +72,8 @@ class Limits:
                 return (HTTPStatus.TOO_MANY_REQUESTS,
                         f"more than {int(self.limiter.capacity)} requests a minute from your address; "
                         f"try again in {retry} s", {"Retry-After": str(retry)})
-        url_bytes = len(scope.get("raw_path") or path.encode()) + len(scope.get("query_string", b""))
+        query: bytes = scope.get("query_string", b"")
+        url_bytes = len(scope.get("raw_path") or path.encode()) + (len(query) + 1 if query else 0)  # with "?"
         if url_bytes > self.max_url_bytes:
             return (HTTPStatus.REQUEST_URI_TOO_LONG,
                     f"the URL is {url_bytes} bytes; at most {self.max_url_bytes} are accepted", {})

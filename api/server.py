@@ -9,6 +9,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.app import create_app
 from drukte.errors import SettingsError
@@ -19,11 +20,15 @@ HOST = "0.0.0.0"  # reachable from other machines and containers; put a reverse 
 
 
 def redis_client(url: str) -> aioredis.Redis:
-    """A client that gives up quickly, so a store outage becomes a 503 in well under a second, not a hang."""
+    """A client that gives up quickly, so a store outage becomes a 503, not a hang.
+
+    A refused connection is retried twice (a restarting store), which takes well under a second; a store that
+    accepts but does not answer (hung, or a network partition) is not retried: one 2 s timeout, then 503.
+    """
     try:
         return aioredis.Redis.from_url(
             url, socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=2),
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=2, supported_errors=(RedisConnectionError,)),
         )
     except ValueError as exc:
         msg = f"DRUKTE_REDIS_URL={url!r} is not a Redis URL ({exc}); use e.g. redis://localhost:6379/0"
