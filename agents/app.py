@@ -7,8 +7,22 @@ from typing import Any
 
 import faust
 
+from drukte.kafka import ssl_context
 from drukte.settings import Settings
 from streams.topics import BUSYNESS, FOOTFALL, PAYMENTS, REJECTED, SPENDING, TopicSpec
+
+
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust's form of the Kafka security settings; drukte.kafka.security_options gives aiokafka the same."""
+    context = ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_username is not None
+        assert settings.kafka_sasl_password is not None  # Settings checked both
+        # with an SSL context Faust speaks SASL_SSL, without one SASL_PLAINTEXT
+        return faust.SASLCredentials(username=settings.kafka_sasl_username,
+                                     password=settings.kafka_sasl_password.get_secret_value(),
+                                     ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -29,6 +43,8 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=settings.kafka_url,
+        broker_credentials=broker_credentials(settings),
+        topic_replication_factor=settings.replication_factor,
         store="memory://",
         datadir=str(settings.data_dir / "worker"),
         # Defaults serve the table (str keys, JSON-able state). Every topic names "raw" explicitly: we decode

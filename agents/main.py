@@ -13,7 +13,7 @@ from agents.footfall import FootfallPath
 from agents.spending import SpendingPath, SpendingTopics
 from agents.store import RedisStore
 from drukte.errors import SettingsError
-from drukte.kafka import ensure_topics
+from drukte.kafka import ensure_topics, security_options
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
 from streams.registry import Registry
@@ -29,7 +29,8 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     app = create_app(settings)
     assert settings.kafka_url is not None  # create_app checked it
     # Input topics with their retention (P4) before Faust would auto-create them without it.
-    asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS], settings.partitions))
+    asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS], settings.partitions,
+                              replication=settings.replication_factor, options=security_options(settings)))
     metrics = WorkerMetrics(REGISTRY)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=REGISTRY)

@@ -1,4 +1,4 @@
-"""The `drukte` command: up, worker, api, simulate, replay, registry check."""
+"""The `drukte` command: up, worker, api, simulate, replay, topics plan|apply, registry check."""
 
 from __future__ import annotations
 
@@ -75,6 +75,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.sent else 1
 
 
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from drukte.topics_cmd import run
+
+    return run(args.topics_command, settings, sys.stdout)
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from drukte import stack
 
@@ -122,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="max (default: as fast as possible) or simulated seconds per real second")
     rep.add_argument("--city", help="only replay this city's sensors (default: every sensor in the file)")
     rep.set_defaults(func=cmd_replay)
+
+    top = sub.add_parser("topics", help="Kafka topics with partitions, replication and retention (P4)")
+    topsub = top.add_subparsers(dest="topics_command", required=True, metavar="SUBCOMMAND")
+    plan = topsub.add_parser("plan", help="print the topics `apply` would create (needs no Kafka)")
+    plan.set_defaults(func=cmd_topics)
+    apply = topsub.add_parser("apply", help="create missing topics, set retention of existing ones; safe to repeat")
+    apply.set_defaults(func=cmd_topics)
 
     reg = sub.add_parser("registry", help="registry tools")
     regsub = reg.add_subparsers(dest="registry_command", required=True, metavar="SUBCOMMAND")

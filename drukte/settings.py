@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "deploy" / "registry" / "flanders.yaml"
@@ -16,6 +17,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRUKTE_", frozen=True, extra="forbid")
 
     kafka_url: str | None = Field(None, description="Kafka bootstrap, e.g. kafka://host:9092; unset = embedded")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to Kafka; SASL_SSL for SCRAM over TLS")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)")
+    kafka_sasl_username: str | None = Field(None, description="SASL user (with a SASL_* protocol)")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (with a SASL_* protocol)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) that signed the brokers' certificates")
     redis_url: str | None = Field(None, description="Redis/Valkey URL, e.g. redis://host:6379/0; unset = embedded")
     registry: Path = Field(DEFAULT_REGISTRY, description="registry YAML of cities, zones, sensors")
     window_s: int = Field(300, ge=1, le=3600, description="publication window (s); divides an hour, clock-aligned")
@@ -31,6 +39,7 @@ class Settings(BaseSettings):
     max_future_s: int = Field(300, ge=0, description="readings ending later than now + this are rejected")
     max_rate_per_s: int = Field(50, ge=1, description="more passages per sensor-second is an absurd count")
     partitions: int = Field(8, ge=1, le=256, description="partitions of Drukte's own topics")
+    replication_factor: int = Field(1, ge=1, le=16, description="copies of each topic Drukte creates (3 on a cluster)")
     app_id: str = Field("drukte", pattern=r"^[a-z][a-z0-9_.-]*$", description="Faust app and group id")
     data_dir: Path = Field(Path(".drukte"), description="local state of worker and embedded stack")
     metrics_port: int = Field(9102, ge=0, le=65535, description="worker's Prometheus port; 0 = off")
@@ -62,6 +71,23 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         if self.live_s % self.window_s:
             msg = f"DRUKTE_LIVE_S={self.live_s} must be a multiple of DRUKTE_WINDOW_S={self.window_s}"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security_fits(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            msg = (f"DRUKTE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                   "DRUKTE_KAFKA_SASL_USERNAME and DRUKTE_KAFKA_SASL_PASSWORD")
+            raise ValueError(msg)
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password is not None):
+            msg = (f"DRUKTE_KAFKA_SASL_USERNAME/PASSWORD are set but DRUKTE_KAFKA_SECURITY_PROTOCOL="
+                   f"{self.kafka_security_protocol}; set it to SASL_SSL (or SASL_PLAINTEXT) to use them")
+            raise ValueError(msg)
+        if self.kafka_ssl_cafile is not None and not self.kafka_security_protocol.endswith("SSL"):
+            msg = (f"DRUKTE_KAFKA_SSL_CAFILE is set but DRUKTE_KAFKA_SECURITY_PROTOCOL="
+                   f"{self.kafka_security_protocol}; set it to SSL or SASL_SSL to use TLS")
             raise ValueError(msg)
         return self
 

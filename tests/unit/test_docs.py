@@ -18,8 +18,8 @@ ALERTS_FILE = ROOT / "deploy" / "prometheus" / "alerts.yml"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
-# Series that Prometheus or prometheus_client add on their own, not drukte.metrics.
-STANDARD_SERIES = {"up", "process_start_time_seconds"}
+# Series that Prometheus or prometheus_client add on their own, or the Kafka exporter, not drukte.metrics.
+STANDARD_SERIES = {"up", "process_start_time_seconds", "kafka_consumergroup_lag"}
 _PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
                  "offset", "bool", "inf", "nan"}
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
