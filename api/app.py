@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from api import problems
-from api.limits import Limits
+from api.limits import Limits, document_limits
 from api.observe import Observe
 from api.routes import Context, build_router
 from api.store import LiveStore
@@ -57,6 +57,7 @@ def create_app(
     app.add_middleware(Limits, metrics=metrics, clock=clock, per_min=s.rate_limit_per_min,
                        max_url_bytes=s.max_url_bytes, max_header_bytes=s.max_header_bytes,
                        max_body_bytes=s.max_body_bytes)  # inside CORS, so a 429 is readable cross-origin
+    document_limits(app)
     # City screens embed widgets from other origins: any origin may read, nobody may write.
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
     app.add_middleware(Observe, metrics=metrics)  # added last = outermost: times CORS answers too

@@ -13,15 +13,43 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.problems import PROBLEM_JSON, problem_response
 from api.ratelimit import RateLimiter, retry_after_s
 from drukte.metrics import ApiMetrics
 
 EXEMPT_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 _ECHO_MAX = 256  # a longer path is not echoed back as `instance`
+
+
+_SIZE_STATUSES = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.REQUEST_URI_TOO_LONG,
+                  HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+
+
+def document_limits(app: FastAPI) -> None:
+    """Make `app.openapi()` list the limit answers on every operation: 413, 414, 431, and 429 unless exempt."""
+    previous = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = previous()
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in schema.get("paths", {}).items():
+            statuses = [*_SIZE_STATUSES] + ([] if path in EXEMPT_PATHS else [HTTPStatus.TOO_MANY_REQUESTS])
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status in statuses:
+                    answer: dict[str, Any] = {"description": status.phrase, "content": problem}
+                    if status == HTTPStatus.TOO_MANY_REQUESTS:
+                        answer["headers"] = {"Retry-After": {
+                            "description": "seconds until the client may try again", "schema": {"type": "integer"}}}
+                    responses.setdefault(str(int(status)), answer)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise OpenAPI
 
 
 class _BodyTooLarge(Exception):
