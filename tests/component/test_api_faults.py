@@ -403,3 +403,9 @@ async def test_openapi_documents_readiness_and_limits(make_app: AppFactory) -> N
     assert set(ready["properties"]) == {"status", "checks", "stale_after_s", "cities"}
     assert "stale limit" in spec["paths"]["/readyz"]["get"]["description"]
     assert set(spec["paths"]["/readyz"]["get"]["responses"]["503"]["content"]) == {"application/problem+json"}
+    live = spec["paths"]["/v1/zones/{zone_id}/live"]["get"]["responses"]
+    assert {"413", "414", "429", "431"} <= set(live)
+    assert all(set(live[s]["content"]) == {"application/problem+json"} for s in ("413", "414", "429", "431"))
+    assert "Retry-After" in live["429"]["headers"]
+    assert "429" not in spec["paths"]["/healthz"]["get"]["responses"]  # probes are never rate limited
+    assert "431" in spec["paths"]["/healthz"]["get"]["responses"]
