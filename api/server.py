@@ -53,8 +53,11 @@ async def _serve(settings: Settings, registry: Registry, client: aioredis.Redis)
     GCCollector(registry=metrics_registry)
     app = create_app(settings, registry, client, metrics_registry)
     # no access log: it would record visitors' IP addresses, personal data we have no need for
+    # h11 refuses a request head over this with a plain 400; keep it above the API's own limits, so those
+    # answer first with 414/431 problem details
+    head_bytes = max(16 * 1024, settings.max_url_bytes + settings.max_header_bytes + 1024)
     config = uvicorn.Config(app, host=HOST, port=settings.port, log_level=settings.log_level,
-                            server_header=False, access_log=False)
+                            server_header=False, access_log=False, h11_max_incomplete_event_size=head_bytes)
     try:
         await uvicorn.Server(config).serve()
     finally:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +20,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.server import redis_client
-from drukte.embedded import Service, start_store
+from drukte.embedded import Service, free_port, start_store, wait_for_port
 from drukte.settings import Settings
 from streams.registry import Registry, parse_registry
 
@@ -241,6 +245,29 @@ async def test_default_rate_limit_is_generous(make_app: AppFactory) -> None:
         statuses = [(await c.get("/v1/cities")).status_code for _ in range(601)]
     assert statuses[:600] == [200] * 600
     assert statuses[600] == 429
+
+
+def test_real_server_answers_limits_as_problems(store: Service, tmp_path: Path) -> None:
+    """Through uvicorn (h11), not only in process: oversized requests get the API's problem details."""
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text(REGISTRY_YAML)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRUKTE_")}
+    env |= {"DRUKTE_REDIS_URL": store.url, "DRUKTE_REGISTRY": str(registry_file), "DRUKTE_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen([sys.executable, "-m", "drukte.cli", "api", "--port", str(port)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc, "drukte api")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            assert c.get("/healthz").status_code == 200
+            assert_problem(c.get("/v1/zones/" + "a" * 3000 + "/live"), 414)
+            assert_problem(c.get("/v1/cities", headers={"X-Padding": "p" * 12_000}), 431)  # over ours, under h11's
+            assert_problem(c.post("/v1/cities", content=b"x" * 20_000), 413)
+            # far over: ours again when the head arrives at once; h11's plain 400 if it trickles in past its limit
+            assert c.get("/v1/cities", headers={"X-Padding": "p" * 40_000}).status_code in (400, 431)
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 # --- store down and back ---------------------------------------------------------------------------------------
