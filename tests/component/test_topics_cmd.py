@@ -107,3 +107,14 @@ def test_apply_fails_with_exit_code_1_when_a_topic_differs(broker: Service, monk
     monkeypatch.setenv("DRUKTE_PARTITIONS", "3")
     assert main(["topics", "apply"]) == 1
     assert f"{PAYMENTS.name}" in capsys.readouterr().out
+
+
+def test_on_tansu_a_wrong_retention_is_named_with_the_tool_that_fixes_it(broker: Service, tmp_path: Path) -> None:
+    # Tansu has no AlterConfigs; a real Kafka gets the retention changed (unit-tested with a fake admin)
+    from drukte.errors import DrukteError
+
+    settings = settings_for(broker, tmp_path)
+    asyncio.run(create(broker.url, NewTopic(PAYMENTS.name, num_partitions=3, replication_factor=1,
+                                            topic_configs={"retention.ms": "999999999"})))
+    with pytest.raises(DrukteError, match=r"kafka-configs\.sh"):
+        asyncio.run(apply(settings, plan(settings)))

@@ -139,3 +139,69 @@ def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
     settings = Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "nope.pem")
     with pytest.raises(DrukteError, match="DRUKTE_KAFKA_SSL_CAFILE"):
         ssl_context(settings)
+
+
+# --- topics apply on a broker that can alter configs (a fake admin client) -------------------------------------
+
+class FakeResponse:
+    def __init__(self, resources: list[tuple[Any, ...]] | None = None,
+                 topic_errors: list[tuple[Any, ...]] | None = None) -> None:
+        self.resources = resources or []
+        self.topic_errors = topic_errors or []
+
+
+class FakeAdmin:
+    """Topics as {name: (partitions, {config: (value, source)})}; source 1 = set on the topic, 5 = default."""
+
+    def __init__(self, topics: dict[str, tuple[int, dict[str, tuple[str, int]]]]) -> None:
+        self.topics = topics
+        self.altered: dict[str, dict[str, str]] = {}
+        self.created: list[str] = []
+
+    async def list_topics(self) -> list[str]:
+        return list(self.topics)
+
+    async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        return [{"topic": n, "partitions": [{"replicas": [1]}] * self.topics[n][0]} for n in names]
+
+    async def describe_configs(self, resources: list[Any]) -> list[FakeResponse]:
+        return [FakeResponse([(0, None, 2, r.name, [(k, v, False, src, False, []) for k, (v, src)
+                                                  in self.topics[r.name][1].items()]) for r in resources])]
+
+    async def alter_configs(self, resources: list[Any]) -> list[FakeResponse]:
+        for r in resources:
+            self.altered[r.name] = r.configs
+        return [FakeResponse([(0, None, 2, r.name) for r in resources])]
+
+    async def create_topics(self, new: list[Any]) -> FakeResponse:
+        self.created += [t.name for t in new]
+        return FakeResponse(topic_errors=[(t.name, 0, None) for t in new])
+
+
+def test_apply_sets_the_planned_retention_and_keeps_other_topic_configs() -> None:
+    import asyncio
+
+    from drukte.topics_cmd import _apply
+
+    planned = plan(Settings(partitions=3))
+    fake = FakeAdmin({PAYMENTS.name: (3, {"retention.ms": ("604800000", 1), "min.insync.replicas": ("2", 1),
+                                         "cleanup.policy": ("delete", 5)})})
+    outcomes = {o.name: o for o in asyncio.run(_apply(fake, planned))}  # type: ignore[arg-type]
+    assert outcomes[PAYMENTS.name].action == "updated"
+    assert "retention.ms 604800000 → 86400000" in outcomes[PAYMENTS.name].detail
+    # AlterConfigs replaces the set: the operator's min.insync.replicas stays, broker defaults are not pinned
+    assert fake.altered[PAYMENTS.name] == {"retention.ms": "86400000", "segment.ms": "3600000",
+                                           "min.insync.replicas": "2"}
+    assert sorted(fake.created) == sorted(t.name for t in planned if t.name != PAYMENTS.name)
+
+
+def test_apply_leaves_a_topic_alone_when_it_matches() -> None:
+    import asyncio
+
+    from drukte.topics_cmd import _apply
+
+    planned = [t for t in plan(Settings(partitions=3)) if t.name == FOOTFALL.name]
+    fake = FakeAdmin({FOOTFALL.name: (3, {k: (v, 1) for k, v in FOOTFALL.configs().items()})})
+    assert [o.action for o in asyncio.run(_apply(fake, planned))] == ["exists"]  # type: ignore[arg-type]
+    assert fake.altered == {}
+    assert fake.created == []
