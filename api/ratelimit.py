@@ -34,14 +34,14 @@ class RateLimiter:
 
     def take(self, key: str, now_s: float) -> float:
         tokens, last_s = self._buckets.pop(key, (self.capacity, now_s))
-        # a clock that goes backwards refills nothing and never drains
+        # a clock that jumps back refills nothing now, and refills from its new time on (never stalls)
         tokens = min(self.capacity, tokens + max(0.0, now_s - last_s) * self.rate_per_s)
         wait_s = 0.0
         if tokens >= 1.0:
             tokens -= 1.0
         else:
             wait_s = (1.0 - tokens) / self.rate_per_s
-        self._buckets[key] = (tokens, max(now_s, last_s))
+        self._buckets[key] = (tokens, now_s)
         if len(self._buckets) > self.max_clients:
             self._shrink(now_s)
         return wait_s

@@ -26,8 +26,8 @@ def takes(limiter: RateLimiter, key: str, times: list[float]) -> list[float]:
         (2, [0, 0, 1000, 1000, 1000], [0, 0, 0, 0, 30]),
         # 600 a minute: ten a second sustained
         (600, [0.0] * 600 + [0.0, 0.1], [0.0] * 600 + [0.1, 0.0]),
-        # a clock going backwards refills nothing and does not break the bucket
-        (1, [100, 50, 160], [0, 60, 0]),
+        # a clock jumping back an hour refills nothing, and refills again from its new time: no stall
+        (1, [3700, 100, 160], [0, 60, 0]),
     ],
 )
 def test_bucket_waits(per_min: int, times: list[float], waits: list[float]) -> None:
