@@ -120,6 +120,8 @@ def test_workers_start_after_the_topics_exist() -> None:
         assert SERVICES[service]["depends_on"]["topics"] == {"condition": "service_completed_successfully"}
         assert SERVICES[service]["depends_on"]["valkey"] == {"condition": "service_healthy"}
     assert SERVICES["topics"]["depends_on"]["kafka"] == {"condition": "service_healthy"}
+    # a one-shot: restarting it forever after "a topic differs" (exit 1) would hide the problem
+    assert re.fullmatch(r"no|on-failure:\d+", SERVICES["topics"]["restart"])
     assert set(SERVICES["api"]["depends_on"]) == {"kafka", "valkey"}
 
 
