@@ -222,3 +222,14 @@ def test_dockerfile_runs_drukte_as_a_non_root_user() -> None:
     assert "COPY deploy/registry ./deploy/registry" in final
     exposed = {p for ln in final if ln.startswith("EXPOSE ") for p in shlex.split(ln)[1:]}
     assert {str(Settings.model_fields["port"].default), str(Settings.model_fields["metrics_port"].default)} <= exposed
+
+
+def test_build_context_sends_only_what_the_dockerfile_copies() -> None:
+    # BuildKit reads deploy/Dockerfile.dockerignore: everything is excluded, then what COPY needs is let back in
+    lines = [ln.strip() for ln in (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines[0] == "**"  # .venv, .git, .drukte and caches never reach the builder
+    allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
+    copied = {src for stage in dockerfile_stages() for ln in stage if ln.startswith("COPY ") and "--from" not in ln
+              for src in shlex.split(ln)[1:-1]}
+    assert copied == allowed
