@@ -273,8 +273,8 @@ def test_real_server_answers_limits_as_problems(store: Service, tmp_path: Path) 
 # --- store down and back ---------------------------------------------------------------------------------------
 
 
-def routes_to_probe(app: FastAPI) -> list[tuple[str, bool]]:
-    """Every GET route of the document with its ids filled in, and whether it documents a 503 (reads the store).
+def routes_to_probe(app: FastAPI) -> list[str]:
+    """Every GET route of the document with its ids filled in.
 
     Streams, probes and routes with required query parameters or unknown path parameters are left out.
     """
@@ -292,7 +292,7 @@ def routes_to_probe(app: FastAPI) -> list[tuple[str, bool]]:
         names = [p["name"] for p in params if p["in"] == "path"]
         if any(n not in ids for n in names):
             continue
-        out.append((path.format(**{n: ids[n] for n in names}), "503" in op["responses"]))
+        out.append(path.format(**{n: ids[n] for n in names}))
     return out
 
 
@@ -330,10 +330,10 @@ async def test_store_down_then_back_on_the_same_port(registry: Registry, clock: 
             assert (await c.get("/healthz")).status_code == 200
             assert (await c.get("/v1/cities")).status_code == 200  # the registry needs no store
             probed_503 = 0
-            for path, documents_503 in routes_to_probe(app):  # routes added later are held to the same rule
+            for path in routes_to_probe(app):  # routes added later are held to the same rule: never a 500
                 resp = await c.get(path)
                 probed_503 += resp.status_code == 503
-                assert resp.status_code in ((503,) if documents_503 else (200, 503)), (path, resp.status_code)
+                assert resp.status_code < 500 or resp.status_code == 503, (path, resp.status_code)
                 if resp.status_code >= 400:
                     assert_problem(resp, resp.status_code)
             scrape = await c.get("/metrics")
