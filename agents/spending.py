@@ -22,6 +22,7 @@ from streams.masking import mask_text
 from streams.payments import PaymentParser
 from streams.registry import Registry
 from streams.spending import (
+    ALL,
     add_cards,
     add_totals,
     add_transactions,
@@ -31,13 +32,13 @@ from streams.spending import (
     sector_merchants,
     slot_for,
     spending_object,
+    was_published,
 )
 from streams.spendingest import zone_records
-from streams.timegrid import window_start
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
-RETENTION_MS = 48 * HOUR_MS  # final cells kept this long: late totals still complete history, and dedupe
+RETENTION_MS = 48 * HOUR_MS  # final cells kept this long for dedupe; older ones are judged from history
 
 
 class SpendingTopics:
@@ -70,6 +71,7 @@ class SpendingPath:
                                     max_future_ms=settings.max_future_s * 1000)
         self.cards = DistinctCards(secrets.token_bytes)  # process memory only (P2, P3)
         self.backlog = Backlog()
+        self.data_ms = 0  # the newest payment time this process has read: the card sets' clock
         self.merchants = {z: sector_merchants(registry, z) for z in registry.zones}
         self.table = app.Table("zone-spending", default=None, partitions=settings.partitions)
         app.agent(topics.payments, name="drukte.spending.ingest")(self.ingest)
@@ -91,8 +93,9 @@ class SpendingPath:
             self.metrics.payments_in.labels("totals").inc(len(parsed.totals))
             self.metrics.payments_in.labels("transactions").inc(len(parsed.transactions))
             if parsed.source is not None and parsed.batch_id is not None:
+                self.data_ms = max([self.data_ms, *(min(t.ts_ms, now) for t in parsed.transactions)])
                 records = zone_records(parsed, mask_text(parsed.source), mask_text(parsed.batch_id), self.window_ms,
-                                       self.cards)
+                                       self.cards, now)
                 for (zone_id, _start), rec in sorted(records.items()):
                     await self.topics.byzone.send(key=zone_id.encode(), value=orjson.dumps(rec), force=True)
             self.forget(now)
@@ -100,8 +103,9 @@ class SpendingPath:
             yield None
 
     def forget(self, now: int) -> None:
-        """P3: drop the card sets and keys of every window that is closed (end + grace passed)."""
-        self.cards.forget(window_start(now - self.grace_ms, self.window_ms) - self.window_ms + 1)
+        """P3: drop card sets and keys once their window is over by the data's own clock (the newest payment
+        seen, so a backlog keeps its sets while it is read), or idle for a window length by the wall clock."""
+        self.cards.forget(self.data_ms - self.window_ms - self.grace_ms + 1, now - max(self.window_ms, self.grace_ms))
         self.metrics.card_sets_open.set(self.cards.open_windows())
 
     def _part(self, partition: int) -> dict[str, Any]:
@@ -125,7 +129,9 @@ class SpendingPath:
         key = f"s|{zone_id}|{start}"
         cell: dict[str, Any] | None = self.table.get(key)
         if cell is None:
-            if start + self.window_ms + RETENTION_MS < self.clock():
+            city = self.registry.city_of_zone[zone_id]
+            slot = slot_for(start, city, self.window_ms)
+            if was_published(self.table.get(f"h|{zone_id}|{ALL}"), slot, self.weeks):
                 self.metrics.spend_late.labels("untracked").inc()
                 return  # final and forgotten: cannot be deduplicated any more, so it is not counted
             cell = empty_cell()
@@ -204,6 +210,7 @@ class SpendingPath:
         return keep
 
     async def ticks(self) -> None:
+        self.forget(self.clock())
         if self.backlog.behind(self.app.consumer):
             return
         tick = orjson.dumps({"tick": 1})

@@ -54,6 +54,7 @@ class DistinctCards:
         self._new_secret = new_secret
         self._keys: dict[tuple[str, int], WindowKey] = {}
         self._sets: dict[tuple[str, str, str, int], set[bytes]] = {}
+        self._touched: dict[tuple[str, int], int] = {}  # (zone, window) → when a card was last added
 
     def key(self, zone_id: str, window_ms: int) -> WindowKey:
         k = self._keys.get((zone_id, window_ms))
@@ -61,9 +62,11 @@ class DistinctCards:
             k = self._keys[(zone_id, window_ms)] = WindowKey(self._new_secret(32))
         return k
 
-    def add(self, source: str, zone_id: str, cells: tuple[str, ...], window_ms: int, card_ref: str) -> None:
+    def add(self, source: str, zone_id: str, cells: tuple[str, ...], window_ms: int, card_ref: str,
+            now_ms: int) -> None:
         """Count `card_ref` in the sets of `cells` (e.g. its sector and "all") of one zone and window."""
         pseudonym = self.key(zone_id, window_ms).pseudonym(card_ref)
+        self._touched[(zone_id, window_ms)] = now_ms
         for cell in cells:
             self._sets.setdefault((source, zone_id, cell, window_ms), set()).add(pseudonym)
 
@@ -71,13 +74,16 @@ class DistinctCards:
         """Distinct cards seen so far in one set."""
         return len(self._sets.get((source, zone_id, cell, window_ms), ()))
 
-    def forget(self, before_ms: int) -> int:
-        """Drop every key and set of windows starting before `before_ms`; returns how many sets went."""
-        gone = [k for k in self._sets if k[3] < before_ms]
+    def forget(self, before_ms: int, idle_before_ms: int) -> int:
+        """Drop the keys and sets of windows starting before `before_ms` (closed by the data's own time), and
+        of windows nobody added to since `idle_before_ms` (the data stopped). Returns how many sets went."""
+        done = {zk for zk, touched in self._touched.items() if zk[1] < before_ms or touched < idle_before_ms}
+        gone = [k for k in self._sets if (k[1], k[3]) in done]
         for k in gone:
             del self._sets[k]
-        for zk in [zk for zk in self._keys if zk[1] < before_ms]:
-            del self._keys[zk]
+        for zk in done:
+            self._keys.pop(zk, None)
+            del self._touched[zk]
         return len(gone)
 
     def __reduce__(self) -> NoReturn:

@@ -113,7 +113,7 @@ class PaymentParser:
         if has_card_number(raw):
             # Checked before decoding: a card number must be refused however it arrives (any field, bad JSON).
             return ParsedPayments(rejections=[Rejection(
-                CARD_NUMBER, "the batch holds a value that looks like a card number; send opaque card_ref tokens",
+                CARD_NUMBER, "the batch holds a value that looks like a card number; send the acquirer's opaque tokens",
                 mask_raw(raw))])
         try:
             doc = orjson.loads(raw)

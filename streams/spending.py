@@ -285,3 +285,16 @@ def with_spend_per_visitor(obj: Mapping[str, Any], footfall_indices: Sequence[in
         return {**cell, "spend_per_visitor": spend_per_visitor(cell.get("index"), footfall_indices, needed)}
 
     return {**obj, "all": fill(obj["all"]), "sectors": [fill(c) for c in obj["sectors"]]}
+
+
+def was_published(history: Mapping[str, Any] | None, slot: Slot, weeks: int) -> bool:
+    """Whether a window no longer in state was published before, judged from the zone's all-sectors history.
+
+    A window that was closed left its observation in the history. One older than everything a full history
+    still keeps counts as published too: it can no longer be told apart, and a second publication of a
+    final window is what P9 forbids, while dropping it costs nothing the usual would still use.
+    """
+    seen = (history or {}).get("d", {}).get(slot.key, {})
+    if slot.observation in seen:
+        return True
+    return len(seen) >= weeks + 1 and slot.observation < min(seen)

@@ -14,8 +14,8 @@ from streams.spending import ALL
 from streams.timegrid import window_start
 
 
-def zone_records(parsed: ParsedPayments, source: str, batch_id: str, window_ms: int,
-                 cards: DistinctCards) -> dict[tuple[str, int], dict[str, Any]]:
+def zone_records(parsed: ParsedPayments, source: str, batch_id: str, window_ms: int, cards: DistinctCards,
+                 now_ms: int) -> dict[tuple[str, int], dict[str, Any]]:
     """`{(zone, window start): {"s", "b", "w", "t": [[merchant, start, amount, tx, cards]],
     "x": [[merchant, amount, tx]], "c": [[sector or "all", distinct cards]]}}` for one batch.
 
@@ -39,7 +39,7 @@ def zone_records(parsed: ParsedPayments, source: str, batch_id: str, window_ms: 
         got = rec["x"].setdefault(tx.merchant_id, [tx.merchant_id, 0, 0])
         got[1] += tx.amount_cents
         got[2] += 1
-        cards.add(source, tx.zone_id, (tx.sector, ALL), start, tx.card_ref)
+        cards.add(source, tx.zone_id, (tx.sector, ALL), start, tx.card_ref, now_ms)
         rec["c"].update((tx.sector, ALL))
     for (zone_id, start), rec in out.items():
         rec["x"] = sorted(rec["x"].values())

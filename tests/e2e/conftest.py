@@ -70,13 +70,14 @@ class Stack:
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
-    def produce(self, messages: list[bytes], key: bytes = b"gw-testtown-01") -> None:
+    def produce(self, messages: list[bytes], key: bytes = b"gw-testtown-01",
+                topic: str = "footfall.counts.v1") -> None:
         async def run() -> None:
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap(self.broker.url))
             await producer.start()
             try:
                 for m in messages:
-                    await producer.send_and_wait("footfall.counts.v1", m, key=key)
+                    await producer.send_and_wait(topic, m, key=key)
             finally:
                 await producer.stop()
 

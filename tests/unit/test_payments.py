@@ -150,7 +150,7 @@ def test_ordinary_values_are_not_card_numbers(text: str, n: int) -> None:
 def records(parser: PaymentParser, cards: DistinctCards, *txs: dict[str, object]) -> dict[tuple[str, int], dict]:
     parsed = parser.parse(batch(transactions=list(txs)), NOW)
     assert parsed.rejections == []
-    return zone_records(parsed, "acq-a", "acq-a/1", HOUR, cards)
+    return zone_records(parsed, "acq-a", "acq-a/1", HOUR, cards, NOW)
 
 
 def test_zone_records_carry_sums_and_counts_only(parser: PaymentParser) -> None:
@@ -183,10 +183,14 @@ def test_pseudonyms_are_per_zone_and_window_and_keys_stay_in_memory() -> None:
 
 def test_sets_and_keys_are_forgotten_when_the_window_closes() -> None:
     cards = DistinctCards(lambda n: b"k" * n)
-    cards.add("acq", "mechelen-bruul", ("fashion", "all"), 0, "tok-1")
-    cards.add("acq", "mechelen-bruul", ("fashion", "all"), HOUR, "tok-1")
+    cards.add("acq", "mechelen-bruul", ("fashion", "all"), 0, "tok-1", now_ms=10)
+    cards.add("acq", "mechelen-bruul", ("fashion", "all"), HOUR, "tok-1", now_ms=10)
+    cards.add("acq", "mechelen-vismarkt", ("all",), HOUR, "tok-1", now_ms=500)
     assert cards.size("acq", "mechelen-bruul", "all", 0) == 1
-    assert cards.forget(HOUR) == 2  # the two sets (fashion, all) of window 0
+    assert cards.forget(HOUR, idle_before_ms=0) == 2  # the two sets (fashion, all) of window 0: over
     assert cards.size("acq", "mechelen-bruul", "all", 0) == 0
     assert cards.size("acq", "mechelen-bruul", "all", HOUR) == 1
+    assert cards.open_windows() == 2
+    assert cards.forget(HOUR, idle_before_ms=100) == 2  # nothing added to Bruul's window since 10: idle
+    assert cards.size("acq", "mechelen-vismarkt", "all", HOUR) == 1
     assert cards.open_windows() == 1

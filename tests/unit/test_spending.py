@@ -30,6 +30,7 @@ from streams.spending import (
     slot_for,
     spend_per_visitor,
     verdict,
+    was_published,
     with_spend_per_visitor,
 )
 
@@ -238,3 +239,15 @@ cities:
         parse_registry(base.format(rules="{max_top2_pct: 90}"))
     with pytest.raises(RegistryError, match=r"line 7.*min_merchants must be a whole number of merchants ≥ 5"):
         parse_registry(base.format(rules="{min_merchants: 3}"))
+
+
+def test_a_forgotten_window_is_known_as_published_from_history() -> None:
+    merchants = sector_merchants(REG, "mechelen-bruul")
+    base = SAT_14 + 9 * WEEK  # Saturday 2027-01-30 14:00 CET; the nine Saturdays before are CET too
+    hist = weeks_of(merchants, base, 9, 1000)  # a full history (weeks + 1) for "sat|14"
+    assert was_published(hist[ALL], slot_for(base - WEEK, CITY, HOUR), 8)
+    assert not was_published(hist[ALL], slot_for(base, CITY, HOUR), 8)  # not yet closed: new
+    old = slot_for(1_772_888_400_000, CITY, HOUR)  # Saturday 2026-03-07 14:00 CET: older than all kept
+    assert old.key == "sat|14"
+    assert was_published(hist[ALL], old, 8)
+    assert not was_published(None, old, 8)  # replayed history into an empty state: new
