@@ -6,7 +6,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -197,22 +197,35 @@ class FootfallPath:
             if delay_ms < HOUR_MS:  # replays of history would drown the live latency
                 self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)
 
-    def catching_up(self) -> bool:
-        """True while ingest has input left to read on one of its partitions (the high watermark from the
-        last fetch is past what it processed). Clock ticks then wait: a tick written before a backlog's
-        regrouped readings would make their source look idle and close their windows early."""
+    async def catching_up(self) -> bool:
+        """True while ingest has input left to read on one of its partitions: the high watermark of the last
+        fetch is past the next offset to process (after the last one processed, and never before the committed
+        offset). Clock ticks then wait: a tick written before a backlog's regrouped readings would make their
+        source look idle and close their windows early. A partition not fetched yet since its assignment counts
+        as catching up; so, after a restart, ticks wait until the input the worker missed has been read (its
+        sources were not idle, the worker was down)."""
         consumer = self.app.consumer
-        for tp, offset in self.ingest_offsets.items():
-            if tp not in consumer.assignment():
+        footfall = self.topics.footfall.get_topic_name()
+        # faust-streaming 0.15.3 keeps the committed offsets (sought at assignment, updated per commit) here
+        committed: dict[Any, int | None] = cast(Any, consumer)._committed_offset
+        for tp in consumer.assignment():
+            if tp.topic != footfall:
                 continue
             highwater = consumer.highwater(tp)
-            if highwater is not None and highwater > offset + 1:
+            if highwater is None:
+                return True
+            done = self.ingest_offsets.get(tp)
+            start = committed.get(tp)
+            if start is None and done is None:
+                start = await consumer.position(tp)  # a new group: from the log start, where the fetch began
+            next_offset = 0 if done is None else done + 1
+            if highwater > max(next_offset, start or 0):
                 return True
         return False
 
     async def ticks(self) -> None:
         await self.store.heartbeat(self.clock())
-        if self.catching_up():
+        if await self.catching_up():
             return
         tick = orjson.dumps({"tick": 1})
         for p in range(self.partitions):

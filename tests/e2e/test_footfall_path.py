@@ -144,10 +144,6 @@ def test_counters_in_live_busyness_out(stack: Stack) -> None:
     assert problem["status"] == 404
 
 
-# Known intermittent failure (about 1 run in 4 on CI, never reproduced locally): after the restart, two of the
-# 39 windows are sometimes never closed. One rerun with a fresh broker keeps CI honest about real breakage
-# while the cause is found (issue 6, fault tests); a rerun is reported in pytest's summary, never hidden.
-@pytest.mark.flaky(reruns=1)
 def test_worker_killed_mid_stream_publishes_the_same(stack: Stack) -> None:
     base = now_base()
     msgs, expected = scenario(base)

@@ -1,0 +1,83 @@
+"""A producer flush that really waits for every table changelog write, so no offset is committed ahead of its state.
+
+Faust flushes its producer before it commits input offsets (`Consumer._commit_offsets`), but the first step of
+that flush, `ProducerBuffer.flush`, returns as soon as 100 ms pass without a message leaving the buffer
+(faust-streaming 0.15.3, `flush_atmost`). Table writes go through that buffer (`send_soon`). On a busy CPU, or
+with one record per batch (Tansu: each record then waits for the previous one to be drained), a send can take
+longer, and the offsets of events whose changelog writes were still queued got committed. A kill -9 then lost
+those writes for good: the restarted worker recovered a table without them and never re-read their input
+(seen as windows that never closed after a restart).
+
+`complete_flushes` replaces the flush of the app's producer buffer with one that puts a marker at the end of the
+buffer and waits until the buffer's sender reaches it: every write queued before has then been handed to the
+Kafka client, whose own flush (the next step of Faust's producer flush) waits until the broker has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+Flush = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Channel:
+    reached: asyncio.Event
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> None:
+        self.reached.set()
+
+
+@dataclass
+class _Marker:
+    """Stands in the buffer's queue for a message: the buffer's sender calls
+    `marker.message.channel.publish_message(marker, wait=False)` once every earlier entry is sent."""
+
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    message: Any = None
+
+    def __post_init__(self) -> None:
+        self.message = _Message(_Channel(self.reached))
+
+
+@dataclass
+class _Message:
+    channel: _Channel
+
+
+def complete_flush(buffer: Any, original: Flush, poll_s: float = 1.0) -> Flush:
+    """A flush for `buffer` (a Faust `ProducerBuffer`) that returns once everything queued before it was sent."""
+
+    async def flush() -> None:
+        if buffer.should_stop or buffer.app.conf.producer_threaded:
+            await original()  # the sender is stopping (or lives in another thread): Faust's own flush
+            return
+        marker = _Marker()
+        buffer.put(marker)
+        while not marker.reached.is_set():
+            if buffer.should_stop:
+                await original()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(marker.reached.wait(), poll_s)
+
+    return flush
+
+
+def complete_flushes(app: faust.App) -> None:
+    """Install `complete_flush` on the app's producer buffer at the first partition assignment (the producer
+    exists and runs on the worker's loop by then; no event has been processed and no offset committed)."""
+
+    async def install(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        buffer: Any = app.producer.buffer  # faust-streaming 0.15.3 ProducerBuffer
+        if not getattr(buffer, "_drukte_complete_flush", False):
+            buffer.flush = complete_flush(buffer, buffer.flush)
+            buffer._drukte_complete_flush = True
+
+    app.on_partitions_assigned.connect(install)  # type: ignore[arg-type]  # mode types handlers as a union mypy cannot match

@@ -1,0 +1,214 @@
+"""Generated gateway workloads with a ground truth computed offline, and helpers the fault tests share.
+
+The workload is a few simulated hours of one gateway of Testtown (tests/e2e/registry.yaml), one batch per minute:
+
+- tt-main and tt-side: every reading is a multiple of 10 people and a window holds fewer than 400, so the
+  published range (10 wide) starts at the exact count: one reading lost or counted twice changes it;
+- tt-side-03 sends five-minute readings that start two minutes into a window, apportioned 3:2 (by time)
+  over two windows;
+- tt-quiet: a few people per window, published suppressed (below_k).
+
+The ground truth is worked out here, by its own arithmetic, not with the worker's code.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tests.e2e.conftest import MIN, Stack, iso, wait_for
+from tests.e2e.test_footfall_path import by_window
+
+WINDOW_MS = 5 * MIN
+# Settings the fault tests run the worker with: five-minute windows (fewer publications for hours of data),
+# the e2e tier's short grace and idle time.
+ENV = {"DRUKTE_WINDOW_S": "300", "DRUKTE_LIVE_S": "900"}
+SOURCE = "gw-testtown-01"
+ZONES = {
+    "tt-main": [("tt-main-01", "street"), ("tt-main-02", "street"), ("tt-main-03", "entrance")],
+    "tt-side": [("tt-side-01", "street"), ("tt-side-02", "street"), ("tt-side-03", "street")],
+    "tt-quiet": [("tt-quiet-01", "street"), ("tt-quiet-02", "street"), ("tt-quiet-03", "street")],
+}
+K_MIN = 15
+MIN_SENSORS = 3
+
+
+@dataclass
+class Workload:
+    base_ms: int
+    minutes: int
+    batches: list[bytes]
+    readings: list[dict[str, Any]]  # every reading sent, in order
+    truth: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+
+
+def now_window_base(minutes: int, now_ms: int | None = None) -> int:
+    """The start of a five-minute window such that `minutes` of data end at or just before now."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return now - now % WINDOW_MS - minutes * MIN
+
+
+def _readings(rng: random.Random, base: int, m: int, minutes: int) -> list[dict[str, Any]]:
+    st = base + m * MIN
+    out = []
+    for zone, sensors in ZONES.items():
+        for sensor, kind in sensors:
+            if sensor == "tt-side-03":
+                if m % 5 == 2 and m + 5 <= minutes:  # five minutes from 2 minutes into the window: 30 + 20 (3:2)
+                    out.append({"sensor_id": sensor, "start": iso(st), "seconds": 300, "in": 25, "out": 25})
+                continue
+            if zone == "tt-quiet":
+                n_in, n_out = (1 if m % 3 == 0 else 0), 0
+            elif kind == "entrance":
+                n_in, n_out = 10 * rng.randint(0, 2), rng.randint(0, 9)  # an entrance counts who comes in
+            else:
+                n_in, n_out = 10 * rng.randint(0, 1), 10 * rng.randint(0, 1)
+            out.append({"sensor_id": sensor, "start": iso(st), "seconds": 60, "in": n_in, "out": n_out})
+    return out
+
+
+def make_workload(minutes: int, *, base_ms: int | None = None, seed: int = 6) -> Workload:
+    """`minutes` (a multiple of 5) of one-minute batches ending at or just before now, with their truth."""
+    assert minutes % 5 == 0
+    base = now_window_base(minutes) if base_ms is None else base_ms
+    rng = random.Random(seed)
+    wl = Workload(base, minutes, [], [])
+    for m in range(minutes):
+        readings = _readings(rng, base, m, minutes)
+        wl.readings += readings
+        wl.batches.append(orjson.dumps({"source": SOURCE, "batch_id": f"{SOURCE}/{base + m * MIN}",
+                                        "sent_at": iso(base + (m + 1) * MIN + 2000), "readings": readings}))
+    wl.truth = ground_truth(wl.readings, base, minutes)
+    return wl
+
+
+def ground_truth(readings: list[dict[str, Any]], base: int, minutes: int) -> dict[tuple[str, int], dict[str, Any]]:
+    """Per (zone, window start): the published range (or None) and reason, and the sensors reporting.
+
+    Each reading is counted once, whatever the number of times it was sent, split over windows by time."""
+    kinds = {s: (zone, kind) for zone, sensors in ZONES.items() for s, kind in sensors}
+    people: dict[tuple[str, int], float] = {}
+    sensors: dict[tuple[str, int], set[str]] = {}
+    seen: set[tuple[str, str]] = set()
+    for r in readings:
+        if (r["sensor_id"], r["start"]) in seen:
+            continue
+        seen.add((r["sensor_id"], r["start"]))
+        zone, kind = kinds[r["sensor_id"]]
+        visitors = r["in"] + r["out"] if kind == "street" else r["in"]
+        start = _ms(r["start"])
+        end = start + r["seconds"] * 1000
+        for w in range(start - start % WINDOW_MS, end, WINDOW_MS):
+            overlap = min(end, w + WINDOW_MS) - max(start, w)
+            people[(zone, w)] = people.get((zone, w), 0) + visitors * overlap / (end - start)
+            sensors.setdefault((zone, w), set()).add(r["sensor_id"])
+    truth = {}
+    for key, n in people.items():
+        if not base <= key[1] < base + minutes * MIN:
+            continue  # a reading running past the last window: that window is still open
+        count = round(n)
+        assert abs(count - n) < 1e-9, f"workload must split into whole people, got {n} in {key}"
+        reason = "few_sensors" if len(sensors[key]) < MIN_SENSORS else "below_k" if count < K_MIN else None
+        truth[key] = {"visitors": None if reason else {"min": count - count % 10, "max": count - count % 10 + 10},
+                      "reason": reason, "sensors": len(sensors[key])}
+    return truth
+
+
+def _ms(text: str) -> int:
+    from streams.timegrid import parse_ts
+
+    return parse_ts(text)
+
+
+def summary(windows: dict[tuple[str, int], dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """What the ground truth says about each published window."""
+    return {k: {"visitors": v["visitors"], "reason": v["privacy"]["reason"],
+                "sensors": v["quality"]["sensors_reporting"]} for k, v in windows.items()}
+
+
+def published(stack: Stack, at_least: int, timeout_s: float = 120) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every window on busyness.zone.v1 once `at_least` distinct ones are there (a republished one must be
+    byte-identical, see `by_window`)."""
+    return by_window(stack.consume("busyness.zone.v1", lambda rs: len(by_window(rs)) >= at_least,
+                                   timeout_s=timeout_s))
+
+
+def assert_matches_truth(windows: dict[tuple[str, int], dict[str, Any]], truth: dict[tuple[str, int], Any]) -> None:
+    got = summary(windows)
+    missing = sorted(set(truth) - set(got))
+    extra = sorted(set(got) - set(truth))
+    wrong = {k: (got[k], truth[k]) for k in sorted(set(got) & set(truth)) if got[k] != truth[k]}
+    report = f"missing {missing[:5]} ({len(missing)}), extra {extra[:5]}, wrong {list(wrong.items())[:4]}"
+
+    assert not missing, report
+    assert not extra, report
+    assert not wrong, report
+
+
+class Feeder:
+    """Sends batches in the background at a steady pace, so faults land while data is flowing."""
+
+    def __init__(self, stack: Stack, batches: list[bytes], per_send: int = 5, pause_s: float = 0.25) -> None:
+        self.sent = 0
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                for i in range(0, len(batches), per_send):
+                    stack.produce(batches[i:i + per_send])
+                    self.sent = min(len(batches), i + per_send)
+                    time.sleep(pause_s)
+            except BaseException as exc:  # reported by join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout_s: float = 120) -> None:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "the feeder did not finish"
+        if self._error is not None:
+            raise self._error
+
+
+def wait_log(stack: Stack, name: str, text: str, timeout_s: float = 60, every_s: float = 0.05) -> None:
+    wait_for(f"{text!r} in {name}.log", lambda: (stack.tmp / f"{name}.log").exists() and text in stack.log(name),
+             timeout_s=timeout_s, every_s=every_s)
+
+
+def kill9(proc: Any) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+def count_when(stack: Stack, pred: Callable[[int], bool], timeout_s: float = 90, distinct: bool = True) -> int:
+    """Wait until the number of published windows (distinct ones, or all records) satisfies `pred`; return it."""
+    n = 0
+
+    def check(rs: list[dict[str, Any]]) -> bool:
+        nonlocal n
+        n = len(by_window(rs)) if distinct else len(rs)
+        return pred(n)
+
+    stack.consume("busyness.zone.v1", check, timeout_s=timeout_s)
+    return n
+
+
+def settled_count(stack: Stack, quiet_s: float = 1.5) -> int:
+    """The number of records on busyness.zone.v1 once no new one has come for `quiet_s` (after a kill)."""
+    last = (-1, time.monotonic())
+
+    def quiet(rs: list[dict[str, Any]]) -> bool:
+        nonlocal last
+        if len(rs) != last[0]:
+            last = (len(rs), time.monotonic())
+        return time.monotonic() - last[1] >= quiet_s
+
+    return len(stack.consume("busyness.zone.v1", quiet, timeout_s=30))
