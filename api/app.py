@@ -14,8 +14,10 @@ from prometheus_client import CollectorRegistry
 from api import problems
 from api.limits import Limits, document_limits
 from api.observe import Observe
+from api.pages import build_pages_router
 from api.routes import Context, build_router
 from api.store import LiveStore
+from api.stream import build_stream_router
 from drukte.metrics import ApiMetrics
 from drukte.settings import Settings
 from streams.registry import Registry
@@ -53,6 +55,8 @@ def create_app(
     app = FastAPI(title="Drukte", version=_version(), description=DESCRIPTION)
     problems.install(app, metrics)
     app.include_router(build_router(ctx))
+    app.include_router(build_stream_router(ctx, redis_client))
+    app.include_router(build_pages_router(ctx, redis_client))
     s = settings
     app.add_middleware(Limits, metrics=metrics, clock=clock, per_min=s.rate_limit_per_min,
                        max_url_bytes=s.max_url_bytes, max_header_bytes=s.max_header_bytes,

@@ -1,0 +1,189 @@
+"""The widget, the merchant page and the city dashboard in headless Chromium against a real store and API process:
+the level the store holds, a live update within 5 s, `unknown` when stale, no serious axe-core violation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from selenium.webdriver.common.by import By
+
+from tests.browser.conftest import axe_violations, console_errors, screenshot, viewport, wait_until
+from tests.browser.seed import live_object, now_ms, publish_live, seed_zone
+
+pytestmark = [pytest.mark.browser]
+
+MECHELEN = [  # zone, name, sensors, level the test writes
+    ("mechelen-bruul", "Bruul", 4, "busy"),
+    ("mechelen-ijzerenleen", "IJzerenleen", 3, "normal"),
+    ("mechelen-grote-markt", "Grote Markt", 4, "very_busy"),
+    ("mechelen-onze-lieve-vrouwestraat", "Onze-Lieve-Vrouwestraat", 4, "quiet"),
+    ("mechelen-befferstraat", "Befferstraat", 3, "normal"),
+    ("mechelen-vismarkt", "Vismarkt", 3, "busy"),
+]
+UPDATE_WITHIN_S = 5.0
+STALE_S = 2 * 300 + 120 + 30  # the API's default stale limit: 2 windows + grace + idle
+
+
+def seed_city(r: redis.Redis, stale: frozenset[str] = frozenset()) -> None:
+    for zone_id, name, sensors, key in MECHELEN:
+        seed_zone(r, zone_id, "mechelen", name, key, sensors=sensors, age_s=7200 if zone_id in stale else 70,
+                  reporting=sensors - 1 if key == "quiet" else sensors)
+
+
+def text_of(driver: Any, selector: str) -> str:
+    """The visible text of the first match, read in one script call (pages re-render nodes as data arrives)."""
+    text = driver.execute_script(
+        "const n = document.querySelector(arguments[0]); return n ? n.innerText : '';", selector)
+    return str(text).strip()
+
+
+def count(driver: Any, selector: str) -> int:
+    return int(driver.execute_script("return document.querySelectorAll(arguments[0]).length;", selector))
+
+
+def assert_accessible(driver: Any) -> None:
+    violations = axe_violations(driver)
+    assert violations == [], violations
+
+
+def assert_no_script_errors(driver: Any) -> None:
+    errors = [e for e in console_errors(driver) if "Failed to load resource" not in e]
+    assert errors == []
+
+
+def test_widget_shows_the_stored_level_and_follows_updates(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds)
+    viewport(browser, 1280, 720)
+    browser.get(f"{api}/widget/mechelen-bruul")
+    wait_until("the level of the stored live object", lambda: text_of(browser, "#now-label") == "Druk")
+    assert text_of(browser, "#now-vs") == "Drukker dan gewoonlijk"
+    assert text_of(browser, "#privacy") == "Alleen tellingen, geen persoonsgegevens"
+    status = text_of(browser, "#status")
+    assert "Bijgewerkt om" in status
+    assert "Volgende update over" in status
+    # the chart: today's usual curve as bars, the live value on the current hour
+    wait_until("the usual curve", lambda: count(browser, "#chart rect.bar") >= 11)
+    assert count(browser, "#chart rect.live") == 1
+    assert browser.find_element(By.ID, "now").get_attribute("data-level") == "busy"
+    screenshot(browser, "widget-nl-light")
+    assert_accessible(browser)
+
+    live = live_object("mechelen-bruul", "mechelen", "Bruul", "very_busy", now_ms() - 1000)
+    publish_live(rds, live)
+    wait_until("the update pushed through /v1/stream", lambda: text_of(browser, "#now-label") == "Zeer druk",
+               timeout_s=UPDATE_WITHIN_S)
+    # an update of another zone of the city changes nothing here
+    publish_live(rds, live_object("mechelen-vismarkt", "mechelen", "Vismarkt", "quiet", now_ms()))
+    assert text_of(browser, "#now-label") == "Zeer druk"
+    screenshot(browser, "widget-nl-update")
+    assert_no_script_errors(browser)
+
+
+def test_widget_in_french_and_dark(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds)
+    viewport(browser, 1920, 1080)
+    browser.get(f"{api}/widget/mechelen-grote-markt?lang=fr&theme=dark")
+    wait_until("the French level label", lambda: text_of(browser, "#now-label") == "Très animé")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "fr"
+    assert text_of(browser, "#privacy") == "Uniquement des comptages, aucune donnée personnelle"
+    assert "Prochaine mise à jour dans" in text_of(browser, "#status")
+    screenshot(browser, "widget-fr-dark")
+    assert_accessible(browser)
+
+
+def test_widget_shows_unknown_for_stale_data_and_when_data_stops(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds, stale=frozenset({"mechelen-bruul"}))
+    viewport(browser, 1280, 720)
+    browser.get(f"{api}/widget/mechelen-bruul?lang=en")
+    wait_until("unknown for data two hours old", lambda: text_of(browser, "#now-label") == "Unknown")
+    assert text_of(browser, "#now-vs") == "No recent data: busyness is unknown right now"
+    assert "Last data from" in text_of(browser, "#status")
+    assert count(browser, "#chart rect.live") == 0  # no live bar from stale data
+    screenshot(browser, "widget-en-stale")
+    assert_accessible(browser)
+
+    # fresh now, stale in 3 s without any new event: the screen must turn unknown by itself
+    publish_live(rds, live_object("mechelen-bruul", "mechelen", "Bruul", "busy", now_ms() - (STALE_S - 3) * 1000))
+    wait_until("the fresh level", lambda: text_of(browser, "#now-label") == "Busy", timeout_s=UPDATE_WITHIN_S)
+    wait_until("unknown once the data is too old", lambda: text_of(browser, "#now-label") == "Unknown",
+               timeout_s=8)
+
+
+def test_merchant_page_on_a_phone(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds)
+    viewport(browser, 390, 2300, mobile=True)
+    browser.get(f"{api}/zone/mechelen-bruul")
+    wait_until("the level", lambda: text_of(browser, "#now-level") == "Druk")
+    assert "Index 134" in text_of(browser, "#now-index")
+    assert "Gewoonlijk 84–117" in text_of(browser, "#now-index")
+    wait_until("the next two hours", lambda: count(browser, "#forecast li") == 4)
+    wait_until("today's peak hours", lambda: "14:00–16:00" in text_of(browser, "#peak"))
+    wait_until("last week", lambda: "Drukste moment" in text_of(browser, "#week"))
+    spending = wait_until("the spending section", lambda: text_of(browser, "#spending"))
+    assert spending.startswith(("Nog geen bestedingsgegevens", "Sector"))
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390  # nothing wider than the phone
+    screenshot(browser, "zone-nl-phone")
+    assert_accessible(browser)
+
+    publish_live(rds, live_object("mechelen-bruul", "mechelen", "Bruul", "quiet", now_ms()))
+    wait_until("the update", lambda: text_of(browser, "#now-level") == "Rustig", timeout_s=UPDATE_WITHIN_S)
+    assert text_of(browser, "#now-vs") == "Rustiger dan gewoonlijk"
+
+    # a zone whose newest data is two hours old: unknown, never its old level, and no forecast from it
+    seed_zone(rds, "mechelen-vismarkt", "mechelen", "Vismarkt", "busy", age_s=7200)
+    browser.get(f"{api}/zone/mechelen-vismarkt")
+    wait_until("unknown when stale", lambda: text_of(browser, "#now-level") == "Onbekend")
+    assert text_of(browser, "#now-vs") == "Geen recente gegevens: de drukte is nu onbekend"
+    assert text_of(browser, "#forecast") == "Nog geen voorspelling"
+
+
+def test_merchant_page_in_english_on_a_desktop(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds)
+    viewport(browser, 1280, 1100)
+    browser.get(f"{api}/zone/mechelen-grote-markt?lang=en")
+    wait_until("the level", lambda: text_of(browser, "#now-level") == "Very busy")
+    wait_until("the chart", lambda: count(browser, "#chart rect.live") == 1)
+    screenshot(browser, "zone-en-desktop")
+    assert_accessible(browser)
+
+
+def test_dashboard_shows_every_zone_and_follows_updates(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds, stale=frozenset({"mechelen-befferstraat"}))
+    viewport(browser, 1440, 1500)
+    browser.get(f"{api}/dashboard/mechelen")
+
+    def levels() -> dict[str, str]:
+        pairs = browser.execute_script(
+            "return [...document.querySelectorAll('#tiles .tile')].map((t) => [t.dataset.zone, t.dataset.level]);")
+        return dict(pairs)
+
+    expected = {z: ("unknown" if z == "mechelen-befferstraat" else key) for z, _, _, key in MECHELEN}
+    wait_until("every zone's level", lambda: levels() == expected)
+    assert "Zeer druk" in text_of(browser, '.tile[data-zone="mechelen-grote-markt"]')
+    assert "Onbekend" in text_of(browser, '.tile[data-zone="mechelen-befferstraat"]')
+    wait_until("trend lines", lambda: count(browser, ".tile .spark polyline") >= 5)
+    health = text_of(browser, '#health tr[data-zone="mechelen-onze-lieve-vrouwestraat"]')
+    assert "3 / 4" in health
+    assert "gedeeltelijk" in health
+    assert "geen gegevens" in text_of(browser, '#health tr[data-zone="mechelen-befferstraat"]')
+    assert count(browser, "#map .street") == len(MECHELEN)
+    assert text_of(browser, "#spending")
+    screenshot(browser, "dashboard-nl")
+    assert_accessible(browser)
+
+    publish_live(rds, live_object("mechelen-ijzerenleen", "mechelen", "IJzerenleen", "very_busy", now_ms(), 3))
+    wait_until("the update", lambda: levels()["mechelen-ijzerenleen"] == "very_busy", timeout_s=UPDATE_WITHIN_S)
+    assert_no_script_errors(browser)
+
+
+def test_dashboard_in_french(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds)
+    viewport(browser, 1280, 1500)
+    browser.get(f"{api}/dashboard/mechelen?lang=fr")
+    wait_until("French labels", lambda: "Très animé" in text_of(browser, ".tile[data-zone='mechelen-grote-markt']"))
+    assert text_of(browser, "h1") == "Affluence à Mechelen"
+    screenshot(browser, "dashboard-fr")
+    assert_accessible(browser)
