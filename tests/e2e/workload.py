@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from tests.e2e.conftest import MIN, Stack, iso, wait_for
+from tests.e2e.conftest import MIN, Stack, http_get, iso, wait_for
 from tests.e2e.test_footfall_path import by_window
 
 WINDOW_MS = 5 * MIN
@@ -212,3 +212,12 @@ def settled_count(stack: Stack, quiet_s: float = 1.5) -> int:
         return time.monotonic() - last[1] >= quiet_s
 
     return len(stack.consume("busyness.zone.v1", quiet, timeout_s=30))
+
+
+def metric(port: int, name: str) -> float:
+    """The sum of a worker metric over its labels, from its Prometheus endpoint."""
+    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    assert isinstance(body, str)
+    return sum(float(ln.rsplit(" ", 1)[1]) for ln in body.splitlines()
+               if ln.startswith((name + " ", name + "{")))
