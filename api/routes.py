@@ -23,6 +23,7 @@ from drukte.metrics import ApiMetrics
 from drukte.settings import Settings
 from streams.daytype import day_bounds
 from streams.freshness import AS_OF_MS, refresh, unknown_live
+from streams.opening import is_open
 from streams.registry import City, Registry, Zone
 from streams.today import empty_profile, today_view
 
@@ -59,10 +60,12 @@ class Context:
 
     def view(self, zone: Zone, stored: dict[str, Any] | None, now_ms: int) -> dict[str, Any]:
         """The live object to serve for `zone` at `now_ms`, from what the store holds (or nothing)."""
+        city = self.registry.city_of_zone[zone.id]
+        closed_now = not is_open(zone.opening, now_ms, city.timezone, city.country)
         if stored is None:
-            return unknown_live(zone, self.registry.city_of_zone[zone.id], now_ms)
+            return unknown_live(zone, city, now_ms, closed_now=closed_now)
         s = self.settings
-        return refresh(stored, now_ms, s.stale_after_s, s.window_s, s.grace_s)
+        return refresh(stored, now_ms, s.stale_after_s, s.window_s, s.grace_s, closed_now=closed_now)
 
 
 def _unknown(kind: str, ident: str) -> str:

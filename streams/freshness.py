@@ -14,13 +14,15 @@ def _ceil_s(ms: int) -> int:
     return -(-ms // 1000)
 
 
-def refresh(obj: dict[str, Any], now_ms: int, stale_after_s: int, window_s: int, grace_s: int) -> dict[str, Any]:
+def refresh(obj: dict[str, Any], now_ms: int, stale_after_s: int, window_s: int, grace_s: int, *,
+            closed_now: bool = False) -> dict[str, Any]:
     """The live object as seen at `now_ms`, without the internal `as_of_ms`; `obj` is not changed.
 
     - `quality.age_s`: whole seconds since `as_of_ms`, rounded down; 0 if the clock is behind the writer's.
     - `quality.stale`: `age_s > stale_after_s` (an object exactly `stale_after_s` old is still fresh).
-    - stale objects get level `unknown` (stale must never look quiet) but keep their numbers, so a reader sees
-      the last known value together with its age; their `next_update_in_s` is 0 (an update is overdue).
+    - stale objects get level `unknown` (stale must never look quiet), or `closed` when the zone is outside
+      its opening hours now (`closed_now`), but keep their numbers, so a reader sees the last known value
+      together with its age; their `next_update_in_s` is 0 (an update is overdue).
     - `next_update_in_s`: whole seconds, rounded up, until the next window is due, at
       `as_of + window_s + grace_s`; 0 once that moment has passed.
     An object without a usable `as_of_ms` is treated as stale with an unknown age.
@@ -38,14 +40,15 @@ def refresh(obj: dict[str, Any], now_ms: int, stale_after_s: int, window_s: int,
     quality["stale"] = stale
     out["quality"] = quality
     if stale:
-        out["level"] = level("unknown")
+        out["level"] = level("closed" if closed_now else "unknown")
         due_in_s = 0
     out["next_update_in_s"] = due_in_s
     return out
 
 
-def unknown_live(zone: Zone, city: City, now_ms: int) -> dict[str, Any]:
-    """The live object of a zone the worker has not published yet: no numbers, level `unknown`, stale.
+def unknown_live(zone: Zone, city: City, now_ms: int, *, closed_now: bool = False) -> dict[str, Any]:
+    """The live object of a zone the worker has not published yet: no numbers, level `unknown` (or `closed`
+    outside opening hours), stale.
 
     `now_ms` is accepted for symmetry with `refresh`; nothing in an object without data depends on it, and
     without a published window there is no schedule to derive `next_update_in_s` from, so it is null.
@@ -56,7 +59,7 @@ def unknown_live(zone: Zone, city: City, now_ms: int) -> dict[str, Any]:
         "name": zone.name,
         "as_of": None,
         "window": None,
-        "level": level("unknown"),
+        "level": level("closed" if closed_now else "unknown"),
         "index": None,
         "score": None,
         "vs_usual": None,

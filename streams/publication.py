@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.baseline import Band, combine, index, score, usual_scale, vs_usual
 from streams.levels import level, level_for_rate
+from streams.opening import closed_throughout
 from streams.registry import City, Zone
 from streams.timegrid import format_ts
 from streams.windows import Cell
@@ -88,7 +89,9 @@ def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy
     expected = len(zone.sensors)
     covered = sum(c.sensor_ms for c in cells)
     coverage = min(1.0, covered / (expected * seconds * 1000)) if expected and seconds else 0.0
-    if reason == FEW_SENSORS:
+    if reason is not None and closed_throughout(zone.opening, start, end, city.timezone, city.country):
+        lvl = "closed"  # outside opening hours with no counts to show: a shut street, not an unknown one
+    elif reason == FEW_SENSORS:
         lvl = "unknown"
     elif reason == BELOW_K:
         lvl = "quiet"

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from streams.errors import RegistryError
+from streams.opening import DAY_KEYS, OpeningHours, parse_spans
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
@@ -49,6 +50,7 @@ class Zone:
     sensors: tuple[Sensor, ...]
     levels: Levels
     area_m2: int | None = None
+    opening: OpeningHours | None = None  # None: never `closed` (a square with bars, or no hours configured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,11 +285,12 @@ def _sensor(ck: _Checker, node: yaml.Node, zone_id: str | None, what: str) -> Se
     return None
 
 
-def _zone(ck: _Checker, node: yaml.Node, city_id: str | None, city_levels: Levels, what: str) -> Zone | None:
+def _zone(ck: _Checker, node: yaml.Node, city_id: str | None, city_levels: Levels, what: str,
+          city_opening: OpeningHours | None = None) -> Zone | None:
     m = ck.mapping(node, "zone")
     if m is None:
         return None
-    ck.unknown_keys(m, {"id", "name", "area_m2", "sensors", "levels"}, "zone")
+    ck.unknown_keys(m, {"id", "name", "area_m2", "sensors", "levels", "opening_hours"}, "zone")
     zid = ck.ident(m, "id", f"{what} zone")
     zwhat = f"zone {zid or '?'}"
     name = ck.text(m, "name", zwhat)
@@ -302,16 +305,41 @@ def _zone(ck: _Checker, node: yaml.Node, city_id: str | None, city_levels: Level
                              "(privacy rule P7: one counter must not reveal one shop)")
     sensors = [s for sn in snodes if (s := _sensor(ck, sn, zid, zwhat)) is not None]
     zlevels = _levels(ck, m.get("levels"), city_levels, zwhat)
+    opening = _opening(ck, m.get("opening_hours"), city_opening, zwhat)
     if zid and city_id and name:
-        return Zone(zid, name, city_id, tuple(sensors), zlevels, area)
+        return Zone(zid, name, city_id, tuple(sensors), zlevels, area, opening)
     return None
+
+
+def _opening(ck: _Checker, node: yaml.Node | None, base: OpeningHours | None, what: str) -> OpeningHours | None:
+    """Opening hours: a mapping of every weekday (and optionally `holiday`) to spans or `closed`; a zone may
+    also say `always` (never closed, e.g. a square with bars). Absent: the city's."""
+    if node is None:
+        return base
+    if isinstance(node, yaml.ScalarNode) and node.value == "always":
+        return None
+    m = ck.mapping(node, f"{what} opening_hours")
+    if m is None:
+        return base
+    ck.unknown_keys(m, set(DAY_KEYS), f"{what} opening_hours")
+    days: dict[str, tuple[tuple[int, int], ...]] = {}
+    for key in DAY_KEYS:
+        text = ck.text(m, key, f"{what} opening_hours", required=key != "holiday")
+        if text is None:
+            continue
+        try:
+            days[key] = parse_spans(text)
+        except ValueError as exc:
+            ck.fail(m.values[key], f"{what} opening_hours {key}: {exc}")
+    return OpeningHours(days)
 
 
 def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
     m = ck.mapping(node, "city")
     if m is None:
         return None
-    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels", "spending"}, "city")
+    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels", "spending", "opening_hours"},
+                    "city")
     cid = ck.ident(m, "id", f"city #{nr}")
     what = f"city {cid or f'#{nr}'}"
     name = ck.text(m, "name", what)
@@ -331,7 +359,8 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
         country = None
     city_levels = _levels(ck, m.get("levels"), base, what)
     znodes = ck.nonempty_seq(m.get("zones"), f"{what} zones", m.node, 1, f"{what}: needs at least one zone")
-    zones = [z for zn in znodes if (z := _zone(ck, zn, cid, city_levels, what)) is not None]
+    city_opening = _opening(ck, m.get("opening_hours"), None, what)
+    zones = [z for zn in znodes if (z := _zone(ck, zn, cid, city_levels, what, city_opening)) is not None]
     rules = _spend_rules(ck, m.get("spending"), what)
     if cid and name and tz and country:
         return City(cid, name, tz, country, tuple(zones), rules)
