@@ -42,6 +42,7 @@ RETRY_MS = 3000  # EventSource reconnect delay the server asks for
 QUEUE_MAX = 64  # updates buffered per client before it is resynchronised from the store instead
 SUBSCRIBE_TIMEOUT_S = 5.0
 DRAIN_MAX = 200  # announcements handled per store read
+READS_MAX = 4  # concurrent snapshot reads per process (the Redis pool is shared with every route)
 KINDS = frozenset({"live", "spending"})
 MEDIA_TYPE = "text/event-stream"
 
@@ -127,6 +128,9 @@ class Hub:
         self._subs: dict[str, set[Subscriber]] = {}
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._reads = asyncio.Semaphore(READS_MAX)
+        self._pending: dict[str, asyncio.Future[list[dict[str, Any] | None]]] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def clients(self) -> int:
@@ -146,6 +150,28 @@ class Hub:
             msg = "could not subscribe to the store's update channel"
             raise RedisConnectionError(msg) from exc
         return sub
+
+    async def read_city(self, city: City) -> list[dict[str, Any] | None]:
+        """The stored live objects of a city's zones, read after this call began. Clients asking at once share
+        one read that has not started yet (a burst of 500 reconnecting screens is a few MGETs, not 500)."""
+        fut = self._pending.get(city.id)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._pending[city.id] = fut
+            task = asyncio.create_task(self._read(city, fut))
+            task.add_done_callback(self._background.discard)
+            self._background.add(task)
+        return await asyncio.shield(fut)
+
+    async def _read(self, city: City, fut: asyncio.Future[list[dict[str, Any] | None]]) -> None:
+        async with self._reads:
+            if self._pending.get(city.id) is fut:
+                del self._pending[city.id]  # from now on a newcomer needs a read of its own
+            try:
+                fut.set_result(await self._ctx.store.live([z.id for z in city.zones]))
+            except RedisError as exc:
+                fut.set_exception(exc)
+                fut.exception()  # retrieved here: waiters (if any) get it too
 
     def leave(self, sub: Subscriber) -> None:
         subs = self._subs.get(sub.city_id)
@@ -226,10 +252,10 @@ class Hub:
                 sub.offer(update)
 
 
-async def _snapshot(ctx: Context, city: City, state: list[int | None], known: list[int | None] | None
+async def _snapshot(ctx: Context, hub: Hub, city: City, state: list[int | None], known: list[int | None] | None
                     ) -> AsyncIterator[bytes]:
     """One `live` event per zone whose `as_of` differs from `known` (every zone when `known` is None)."""
-    stored = await ctx.store.live([z.id for z in city.zones])
+    stored = await hub.read_city(city)
     now = ctx.clock()
     for i, (zone, obj) in enumerate(zip(city.zones, stored, strict=True)):
         as_of = _as_of_s(obj)
@@ -246,7 +272,7 @@ async def events(ctx: Context, hub: Hub, sub: Subscriber, city: City, last_event
     state: list[int | None] = list(known) if known is not None else [None] * len(city.zones)
     try:
         yield f"retry: {RETRY_MS}\n\n".encode()
-        async for chunk in _snapshot(ctx, city, state, known):
+        async for chunk in _snapshot(ctx, hub, city, state, known):
             yield chunk
         yield b": snapshot sent\n\n"
         while True:
@@ -256,7 +282,7 @@ async def events(ctx: Context, hub: Hub, sub: Subscriber, city: City, last_event
                 yield b": ping\n\n"
                 continue
             if update.kind == "resync":
-                async for chunk in _snapshot(ctx, city, state, list(state)):
+                async for chunk in _snapshot(ctx, hub, city, state, list(state)):
                     yield chunk
             elif update.kind == "live" and update.zone_id in index:
                 i = index[update.zone_id]
@@ -267,6 +293,9 @@ async def events(ctx: Context, hub: Hub, sub: Subscriber, city: City, last_event
                 yield frame("live", update.data, event_id(state))
             else:
                 yield frame(update.kind, update.data)
+    except RedisError as exc:  # the answer has started: end the stream; EventSource reconnects and resumes
+        ctx.metrics.redis_errors.inc()
+        log.warning("stream of %s ended: store unreachable (%s)", city.id, exc)
     finally:
         hub.leave(sub)
 
