@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install promtool demo test test-unit test-e2e check lint bench clean
+.PHONY: help install promtool chromium demo test test-unit test-e2e check lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,13 +24,19 @@ install: $(STAMP) ## create .venv and install Drukte with its dev tools
 demo: $(STAMP) ## start broker, store, worker, API and simulator for the four cities; Ctrl-C stops all
 	$(BIN)/drukte up
 
+chromium: ## install Debian's chromium and chromium-driver if missing: the browser tests drive them (no browser download)
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "the browser tests need chromium and chromedriver: sudo apt-get install chromium chromium-driver"; exit 1; fi; }
+
 promtool: ## install Prometheus' promtool (Debian package prometheus) if missing: the alert rule tests need it
 	@command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
 	  else echo "the alert tests need promtool: install it (Debian/Ubuntu: sudo apt-get install prometheus)"; exit 1; fi; }
 
-test: $(STAMP) promtool ## run every test tier (unit, component, e2e) against a real embedded broker and store
+test: $(STAMP) promtool chromium ## run every test tier (unit, component, e2e, browser) against a real embedded broker and store
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP) promtool ## only the fast pure tests
