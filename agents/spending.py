@@ -70,7 +70,7 @@ class SpendingPath:
         self.parser = PaymentParser(schemas.load("payments.v1"), registry, window_ms=self.window_ms,
                                     max_future_ms=settings.max_future_s * 1000)
         self.cards = DistinctCards(secrets.token_bytes)  # process memory only (P2, P3)
-        self.backlog = Backlog()
+        self.backlog = Backlog(topics.payments.get_topic_name())
         self.data_ms = 0  # the newest payment time this process has read: the card sets' clock
         self.merchants = {z: sector_merchants(registry, z) for z in registry.zones}
         self.table = app.Table("zone-spending", default=None, partitions=settings.partitions)
@@ -174,9 +174,11 @@ class SpendingPath:
                 self.table[key] = {**self.table[key], "f": True}
             part["open"] = [k for k in part["open"] if k not in due]
             part["final"] = [*part.get("final", []), *due]
-        if tick_ms // HOUR_MS != (tick_ms - self.tick_ms) // HOUR_MS:
+        hourly = tick_ms // HOUR_MS != (tick_ms - self.tick_ms) // HOUR_MS
+        if hourly:
             part["final"] = self.purge(part.get("final", []), tick_ms)
-        self.table[f"p|{partition}"] = part
+        if due or hourly:  # a tick that changes nothing writes nothing to the changelog
+            self.table[f"p|{partition}"] = part
 
     async def _publish(self, due: list[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         """Publish the cells of `due` in time order; returns the newest object per zone newer than the store's."""
@@ -211,7 +213,7 @@ class SpendingPath:
 
     async def ticks(self) -> None:
         self.forget(self.clock())
-        if self.backlog.behind(self.app.consumer):
+        if await self.backlog.behind(self.app.consumer):
             return
         tick = orjson.dumps({"tick": 1})
         for p in range(self.partitions):
