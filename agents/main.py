@@ -10,7 +10,8 @@ from prometheus_client import REGISTRY, start_http_server
 
 from agents.app import create_app, declare_topics
 from agents.flushing import complete_flushes
-from agents.footfall import FootfallPath
+from agents.footfall import FootfallPath, wall_ms
+from agents.sensors import CheckedParser, SensorWatch
 from agents.spending import SpendingPath, SpendingTopics
 from agents.store import RedisStore
 from drukte.errors import SettingsError
@@ -38,7 +39,8 @@ def run_worker(settings: Settings, registry: Registry) -> None:
         start_http_server(settings.metrics_port, registry=REGISTRY)
     store = RedisStore(settings.redis_url, metrics)
     topics = declare_topics(app, settings)
-    FootfallPath(app, topics, settings, registry, store, metrics)
+    footfall = FootfallPath(app, topics, settings, registry, store, metrics)
+    footfall.parser = CheckedParser(footfall.parser, SensorWatch(app, settings, registry, store, metrics, wall_ms))
     SpendingPath(app, SpendingTopics(app, settings, topics.payments, topics.spending, topics.rejected), settings,
                  registry, store, metrics)
     logging.getLogger("drukte").setLevel(settings.log_level.upper())

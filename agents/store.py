@@ -11,7 +11,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from drukte.metrics import WorkerMetrics
-from streams.storekeys import HEARTBEAT_KEY, UPDATES_CHANNEL, live_key, profile_key, spending_key, windows_key
+from streams.storekeys import (
+    HEARTBEAT_KEY,
+    UPDATES_CHANNEL,
+    live_key,
+    profile_key,
+    sensors_key,
+    spending_key,
+    windows_key,
+)
 
 log = logging.getLogger(__name__)
 HISTORY_MS = 8 * 24 * 3_600_000  # windows kept per zone in Redis: a week and a day, for /today and charts
@@ -66,6 +74,16 @@ class RedisStore:
             await pipe.execute()
 
         await self._retry(write)
+
+    async def publish_sensors(self, views: list[dict[str, Any]]) -> None:
+        """Sensor health per zone; best effort (the next report rewrites it), never blocks the stream."""
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for view in views:
+                pipe.set(sensors_key(view["zone_id"]), orjson.dumps(view))
+            await pipe.execute()
+        except RedisError:
+            self._metrics.redis_errors.inc()
 
     async def heartbeat(self, now_ms: int) -> None:
         try:

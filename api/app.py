@@ -16,6 +16,7 @@ from api.limits import Limits, document_limits
 from api.observe import Observe
 from api.pages import build_pages_router
 from api.routes import Context, build_router
+from api.sensors import build_sensors_router
 from api.spending import build_spending_router
 from api.store import LiveStore
 from api.stream import build_stream_router
@@ -57,6 +58,7 @@ def create_app(
     problems.install(app, metrics)
     app.include_router(build_router(ctx))
     app.include_router(build_spending_router(ctx))
+    app.include_router(build_sensors_router(ctx))
     app.include_router(build_stream_router(ctx, redis_client))
     app.include_router(build_pages_router(ctx, redis_client))
     s = settings

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, spending_key, windows_key
+from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, sensors_key, spending_key, windows_key
 from streams.timegrid import parse_ts
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,10 @@ class LiveStore:
         raw_profile, raw_windows = await pipe.execute()
         windows = [w for w in (_decode(zone_id, r) for r in raw_windows) if w is not None]
         return _decode(zone_id, raw_profile), windows
+
+    async def sensors(self, zone_id: str) -> dict[str, Any] | None:
+        """The worker's latest sensor-health report for the zone, or None."""
+        return _decode(zone_id, await self._client.get(sensors_key(zone_id)))
 
     async def spending(self, zone_ids: Sequence[str]) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
         """Per zone, the newest spending object and the footfall windows published in its window's span."""

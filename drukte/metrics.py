@@ -37,6 +37,12 @@ class WorkerMetrics:
         self.batch_seconds = Histogram(
             "drukte_batch_seconds", "Processing time of one input message", ["stage"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1), registry=registry)
+        self.sensor_health = Gauge(
+            "drukte_sensor_health", "Sensors seen by this worker per health state (ok, silent, stuck, jump)",
+            ["state"], registry=registry)
+        self.readings_excluded = Counter(
+            "drukte_readings_excluded_total", "Readings left out of zone sums: their sensor is stuck or jumping",
+            ["state"], registry=registry)
         self.payments_in = Counter(
             "drukte_payments_in_total", "Valid payment figures accepted, by kind (totals, transactions)", ["kind"],
             registry=registry)

@@ -462,7 +462,8 @@ async def test_openapi_documents_routes_models_and_problems(client: httpx.AsyncC
     spec = (await client.get("/openapi.json")).json()
     assert set(spec["paths"]) == {
         "/v1/cities", "/v1/cities/{city_id}/live", "/v1/zones/{zone_id}/live", "/v1/zones/{zone_id}/today",
-        "/v1/zones/{zone_id}/windows", "/v1/stream", "/metrics", "/healthz", "/readyz"}
+        "/v1/zones/{zone_id}/windows", "/v1/zones/{zone_id}/spending", "/v1/cities/{city_id}/spending",
+        "/v1/zones/{zone_id}/sensors", "/v1/stream", "/metrics", "/healthz", "/readyz"}
     zone_live = spec["paths"]["/v1/zones/{zone_id}/live"]["get"]["responses"]
     assert zone_live["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ZoneLive"}
     assert set(zone_live["404"]["content"]) == {"application/problem+json"}
