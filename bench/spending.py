@@ -23,8 +23,8 @@ from tqdm import tqdm
 import schemas
 from streams.cardcount import DistinctCards
 from streams.daytype import local_time
-from streams.paysim import history_payments, payment_batches
 from streams.payments import PaymentParser
+from streams.paysim import history_payments, payment_batches
 from streams.registry import Registry, parse_registry
 from streams.spending import (
     ALL,
