@@ -61,6 +61,9 @@ class Parsed:
 class IngestPolicy:
     max_future_ms: int
     max_rate_per_s: int  # passages per sensor-second above which a count is absurd
+    # readings starting longer ago than this are no real counts (a clock reset to 1970, year 1): far older than
+    # any history worth replaying, and times the rest of the path cannot even format
+    max_past_ms: int = 10 * 366 * 86_400_000
 
 
 class FootfallParser:
@@ -108,8 +111,11 @@ class FootfallParser:
             return None
         try:
             start_ms = parse_ts(r["start"])
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             reject(BAD_TIMESTAMP, str(exc))
+            return None
+        if start_ms < now_ms - self._policy.max_past_ms:
+            reject(BAD_TIMESTAMP, f"starts more than {self._policy.max_past_ms // 86_400_000} days before now")
             return None
         seconds, n_in, n_out = int(r["seconds"]), int(r["in"]), int(r["out"])
         dur_ms = seconds * 1000
