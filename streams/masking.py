@@ -6,11 +6,16 @@ import re
 from typing import Any
 
 IDENTIFIER_FIELD = re.compile(r"mac|device|card|token|pan|hash", re.IGNORECASE)
+# Identifiers are cut out of text wherever no other letter or digit touches them: `_` glues words together for
+# `\b`, so `batch_<md5>` would keep its hash under word boundaries.
 _PATTERNS = (
-    re.compile(r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b"),  # MAC address
-    re.compile(r"(?i)\b[0-9a-f]{12,}\b"),  # hex tokens: bare MACs, hashes
+    re.compile(r"(?i)(?<![0-9a-z])[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}(?![0-9a-z])"),  # MAC address
+    re.compile(r"(?i)(?<![0-9a-z])[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}(?![0-9a-z])"),  # MAC address, Cisco style
+    re.compile(r"(?i)(?<![0-9a-z])[0-9a-f]{12,}(?![0-9a-z])"),  # hex tokens: bare MACs, hashes
     re.compile(r"\d(?:[ -]?\d){12,18}"),  # 13–19 digit numbers: card numbers
 )
+# `"card_ref": "tok-…"` in text that is not JSON (a truncated or broken message): the value goes, like the field
+_IDENTIFIER_VALUE = re.compile(r'"([^"\\]{0,64})"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s\[{"]*)')
 MASK = "***"
 MAX_TEXT = 2048
 
@@ -45,6 +50,10 @@ def mask_value(value: Any, depth: int = 0) -> Any:
 
 
 def mask_raw(raw: bytes) -> str:
-    """Undecodable input as masked, truncated text."""
+    """Undecodable input as masked, truncated text; the values of identifier-named fields are blanked too."""
     text = raw[:MAX_TEXT].decode("utf-8", errors="replace")
-    return mask_text(text)
+
+    def blank(m: re.Match[str]) -> str:
+        return f'"{MASK}"{m.group(2)}"{MASK}"' if IDENTIFIER_FIELD.search(m.group(1)) else m.group()
+
+    return mask_text(_IDENTIFIER_VALUE.sub(blank, text))

@@ -112,9 +112,14 @@ class PaymentParser:
             return ParsedPayments(rejections=[Rejection(TOO_LARGE, f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}", None)])
         if has_card_number(raw):
             # Checked before decoding: a card number must be refused however it arrives (any field, bad JSON).
+            # The batch's other `card_ref` tokens must not reach the rejected topic either: fields masked (P1).
+            try:
+                masked: Any = mask_value(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                masked = mask_raw(raw)
             return ParsedPayments(rejections=[Rejection(
                 CARD_NUMBER, "the batch holds a value that looks like a card number; send the acquirer's opaque tokens",
-                mask_raw(raw))])
+                masked)])
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
