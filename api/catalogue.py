@@ -110,6 +110,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "reason_few_sensors": {"nl": "te weinig sensoren", "fr": "trop peu de capteurs", "en": "too few sensors"},
     "reason_few_merchants": {"nl": "te weinig handelaars", "fr": "trop peu de commerçants",
                              "en": "too few merchants"},
+    "reason_few_cards": {"nl": "te weinig kaarten", "fr": "trop peu de cartes", "en": "too few cards"},
+    "reason_dominant_merchants": {"nl": "te afhankelijk van enkele handelaars",
+                                  "fr": "trop dépendant de quelques commerçants",
+                                  "en": "too dependent on a few merchants"},
+    "reason_complement": {"nl": "verborgen om een andere sector te beschermen",
+                          "fr": "masqué pour protéger un autre secteur", "en": "hidden to protect another sector"},
     "reason_no_data": {"nl": "nog geen gegevens", "fr": "pas encore de données", "en": "no data yet"},
     "reason_other": {"nl": "verborgen", "fr": "masqué", "en": "hidden"},
 }

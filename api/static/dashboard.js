@@ -14,8 +14,9 @@
     box.append(svg("line", {x1: 0, x2: W, y1: H - 1, y2: H - 1, class: "ref"}));
     if (pts.length > 1) {
       const t0 = Date.parse(pts[0].start), t1 = Date.parse(pts[pts.length - 1].start) || t0 + 1;
+      const top = Math.max(20, ...pts.map((w) => w.score));  /* the trend's own scale, never noise blown up */
       const xy = pts.map((w) => [((Date.parse(w.start) - t0) / Math.max(1, t1 - t0)) * W,
-                                 H - 3 - (Math.min(w.score, 110) / 110) * (H - 6)]);
+                                 H - 3 - (w.score / top) * (H - 8)]);
       const line = xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
       box.append(svg("polygon", {points: `0,${H} ${line} ${W},${H}`, class: "area"}),
                  svg("polyline", {points: line}));

@@ -147,12 +147,21 @@
       });
     }
     open();
+    /* a page left (or kept in the back-forward cache) must not hold a connection: browsers allow only six
+       per server, and every tab of a screen shares them */
+    window.addEventListener("pagehide", () => source && source.close());
+    window.addEventListener("pageshow", (e) => { if (e.persisted) open(); });
     return () => source && source.close();
   }
 
   /* Today's chart: usual per hour as bars, the live score on the current hour (popular-times style). */
   function chart(container, today, live, now) {
-    const W = 720, H = 260, top = 30, bottom = 28, left = 6, right = 6;
+    /* drawn at the container's own pixel size, so text in it keeps its CSS size on a phone and on a kiosk */
+    const W = Math.max(300, Math.round(container.clientWidth || 720));
+    const fill = container.dataset.fill === "height" && container.clientHeight > 120;  /* the kiosk's chart */
+    const H = Math.max(180, Math.round(fill ? container.clientHeight : Math.min(W * 0.42, 300)));
+    const fs = parseFloat(getComputedStyle(container).fontSize) || 14;
+    const top = Math.round(fs * 2.2), bottom = Math.round(fs * 2), left = 4, right = 4;
     const byHour = new Map();
     for (const w of (today && today.windows) || []) {
       if (!w.usual) continue;
@@ -170,7 +179,8 @@
     const hours = [];
     for (let h = first; h <= last; h++) hours.push(h);
     const step = (W - left - right) / hours.length, bw = step * 0.78, plotH = H - top - bottom;
-    const root = svg("svg", {viewBox: `0 0 ${W} ${H}`, role: "img", preserveAspectRatio: "xMidYMid meet"});
+    const labelEvery = Math.max(1, Math.ceil((fs * 3.4) / step));  /* "08:00" never overlaps its neighbour */
+    const root = svg("svg", {viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img"});
     const liveScore = live && key !== "unknown" && live.obj.score !== null ? live.obj.score : null;
     root.setAttribute("aria-label", t("chart_aria", {time: fmt.time(now), level: levelLabel(key)}));
     root.append(svg("line", {x1: left, x2: W - right, y1: top + plotH, y2: top + plotH, class: "base"}));
@@ -186,11 +196,13 @@
         const lw = bw * 0.62;
         root.append(svg("rect", {x: x + (bw - lw) / 2, y: top + plotH - lh, width: lw, height: lh, rx: 3,
                                  class: "live", "data-score": liveScore}));
-        root.append(svg("text", {x: x + bw / 2, y: Math.max(12, top + plotH - Math.max(lh, bh) - 8),
-                                 "text-anchor": "middle", class: "tag"}, t("chart_live")));
+        const label = t("chart_live"), half = (label.length * fs * 0.33);
+        root.append(svg("text", {x: Math.min(W - right - half, Math.max(left + half, x + bw / 2)),
+                                 y: Math.max(fs, top + plotH - Math.max(lh, bh) - fs * 0.5),
+                                 "text-anchor": "middle", class: "tag"}, label));
       }
-      if ((h - first) % (hours.length > 14 ? 3 : 2) === 0) {
-        root.append(svg("text", {x: x + bw / 2, y: H - 8, "text-anchor": "middle", class: "axis"},
+      if ((h - first) % labelEvery === 0) {
+        root.append(svg("text", {x: x + bw / 2, y: H - fs * 0.4, "text-anchor": "middle", class: "axis"},
                         String(h).padStart(2, "0") + ":00"));
       }
     });

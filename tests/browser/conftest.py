@@ -75,11 +75,22 @@ def browser() -> Iterator[Any]:
                 "--disable-extensions", "--no-first-run", "--lang=nl-BE", "--hide-scrollbars"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.page_load_strategy = "eager"  # the pages are live: DOM ready is enough, the tests wait for content
     driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
     driver.set_script_timeout(30)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(autouse=True)
+def blank_after(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Leave each test on about:blank, so no page keeps its event stream open into the next test."""
+    yield
+    if "browser" in request.fixturenames:
+        driver = request.getfixturevalue("browser")
+        driver.get("about:blank")
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def viewport(driver: Any, width: int, height: int, mobile: bool = False) -> None:

@@ -113,7 +113,7 @@ def test_widget_shows_unknown_for_stale_data_and_when_data_stops(browser: Any, a
 
 def test_merchant_page_on_a_phone(browser: Any, api: str, rds: redis.Redis) -> None:
     seed_city(rds)
-    viewport(browser, 390, 2300, mobile=True)
+    viewport(browser, 390, 1800, mobile=True)
     browser.get(f"{api}/zone/mechelen-bruul")
     wait_until("the level", lambda: text_of(browser, "#now-level") == "Druk")
     assert "Index 134" in text_of(browser, "#now-index")
