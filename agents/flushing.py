@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
+log = logging.getLogger(__name__)
 Flush = Callable[[], Awaitable[None]]
 
 
@@ -79,5 +81,6 @@ def complete_flushes(app: faust.App) -> None:
         if not getattr(buffer, "_drukte_complete_flush", False):
             buffer.flush = complete_flush(buffer, buffer.flush)
             buffer._drukte_complete_flush = True
+            log.info("producer flush before commits waits for every queued table write")
 
     app.on_partitions_assigned.connect(install)  # type: ignore[arg-type]  # mode types handlers as a union mypy cannot match

@@ -18,7 +18,7 @@ from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
 from streams.footfall import FootfallParser, IngestPolicy, Reading, Rejection
 from streams.forecast import forecast
-from streams.masking import mask_text
+from streams.masking import MAX_TEXT, mask_text
 from streams.publication import PrivacyPolicy, Usual, live_object
 from streams.registry import Registry
 from streams.timegrid import format_ts
@@ -30,14 +30,17 @@ log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 HORIZON_MS = 2 * HOUR_MS  # the forecast's reach
 RETENTION_MS = 48 * HOUR_MS  # final windows kept for late dedupe: a gateway may resend a day
+MAX_REJECTION_BYTES = 64 * 1024  # far below the producer's 1 MB request limit
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def encode_readings(source: str, readings: list[Reading]) -> bytes:
-    return orjson.dumps({"s": source, "r": [[r.sensor_id, r.start_ms, r.dur_ms, r.visitors] for r in readings]})
+def encode_readings(source: str, readings: list[Reading], input_partition: int | None = None) -> bytes:
+    """A zone's part of an input message; `p` is the input partition it was read from (see `ticks`)."""
+    return orjson.dumps({"s": source, "p": input_partition,
+                         "r": [[r.sensor_id, r.start_ms, r.dur_ms, r.visitors] for r in readings]})
 
 
 def decode_readings(zone_id: str, doc: dict[str, Any]) -> list[Reading]:
@@ -45,11 +48,21 @@ def decode_readings(zone_id: str, doc: dict[str, Any]) -> list[Reading]:
 
 
 def rejection_record(rej: Rejection, event: faust.EventT[bytes], now_ms: int) -> bytes:
+    """The record for ingest.rejected.v1. A payload that would make it larger than `MAX_REJECTION_BYTES` (a
+    message of 100,000 unknown keys, masked, is still megabytes) is cut to the head of its JSON text, so the
+    record always fits a Kafka message: a rejection too big to send would crash the ingest agent."""
     msg = event.message
-    return orjson.dumps({
+    record = {
         "reason": rej.reason, "detail": rej.detail, "topic": msg.topic, "partition": msg.partition,
         "offset": msg.offset, "received_at": format_ts(now_ms, "UTC"), "payload": rej.payload,
-    })
+    }
+    out = orjson.dumps(record)
+    if len(out) > MAX_REJECTION_BYTES:
+        text = orjson.dumps(rej.payload)
+        record["payload"] = text[:MAX_TEXT].decode("utf-8", "ignore")
+        record["detail"] = f"{rej.detail} (payload of {len(text)} bytes cut to its first {MAX_TEXT})"
+        out = orjson.dumps(record)
+    return out
 
 
 class FootfallPath:
@@ -96,7 +109,8 @@ class FootfallPath:
                 # otherwise overtake these readings and make their source look idle. Faust flushes the
                 # producer before it commits this event's offset, so nothing is lost.
                 await self.topics.byzone.send(key=zone_id.encode(),
-                                              value=encode_readings(mask_text(parsed.source or "?"), readings),
+                                              value=encode_readings(mask_text(parsed.source or "?"), readings,
+                                                                    event.message.partition),
                                               force=True)
             self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
             yield None
@@ -108,7 +122,7 @@ class FootfallPath:
             ts = int(msg.timestamp * 1000)
             doc = orjson.loads(event.value)
             if "tick" in doc:
-                self.engine.tick(self.table, msg.partition, ts)
+                self.engine.tick(self.table, msg.partition, ts, doc.get("in"))
                 if ts // HOUR_MS != (ts - 1000 * self.tick_s) // HOUR_MS:
                     self.purge(msg.partition)
             else:
@@ -116,7 +130,7 @@ class FootfallPath:
                 # a watermark per source and zone: a gateway's batch spans many zones, and each zone's part
                 # arrives as its own message, so one zone's part must not make another zone's part late
                 res = self.engine.ingest(self.table, msg.partition, f"{doc['s']}|{zone_id}", ts,
-                                         decode_readings(zone_id, doc))
+                                         decode_readings(zone_id, doc), doc.get("p"))
                 self.metrics.readings_in.inc(res.accepted)
                 self.metrics.duplicates.inc(res.duplicates)
                 self.metrics.late.inc(res.late)
@@ -197,36 +211,37 @@ class FootfallPath:
             if delay_ms < HOUR_MS:  # replays of history would drown the live latency
                 self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)
 
-    async def catching_up(self) -> bool:
-        """True while ingest has input left to read on one of its partitions: the high watermark of the last
-        fetch is past the next offset to process (after the last one processed, and never before the committed
-        offset). Clock ticks then wait: a tick written before a backlog's regrouped readings would make their
-        source look idle and close their windows early. A partition not fetched yet since its assignment counts
-        as catching up; so, after a restart, ticks wait until the input the worker missed has been read (its
-        sources were not idle, the worker was down)."""
+    async def caught_up(self) -> list[int]:
+        """The input partitions this worker owns and has read to the end: on each, the high watermark of the
+        last fetch is not past the next offset to process (after the last one processed, never before the
+        committed offset). A partition not fetched yet since its assignment is not caught up. Only sources of
+        these partitions can be idle for sure: a tick written while a backlog is unread would make its sources
+        look idle and close their windows before its regrouped readings arrive (after a restart the input
+        missed meanwhile is such a backlog: its sources were not silent, the worker was down)."""
         consumer = self.app.consumer
         footfall = self.topics.footfall.get_topic_name()
         # faust-streaming 0.15.3 keeps the committed offsets (sought at assignment, updated per commit) here
         committed: dict[Any, int | None] = cast(Any, consumer)._committed_offset
+        ready = []
         for tp in consumer.assignment():
             if tp.topic != footfall:
                 continue
             highwater = consumer.highwater(tp)
             if highwater is None:
-                return True
+                continue
             done = self.ingest_offsets.get(tp)
             start = committed.get(tp)
             if start is None and done is None:
                 start = await consumer.position(tp)  # a new group: from the log start, where the fetch began
             next_offset = 0 if done is None else done + 1
-            if highwater > max(next_offset, start or 0):
-                return True
-        return False
+            if highwater <= max(next_offset, start or 0):
+                ready.append(tp.partition)
+        return sorted(ready)
 
     async def ticks(self) -> None:
+        """Clock ticks to every partition of the zone topic: they carry the log's time to idle zones, and the
+        input partitions this worker vouches for (`caught_up`); only their idle sources move on."""
         await self.store.heartbeat(self.clock())
-        if await self.catching_up():
-            return
-        tick = orjson.dumps({"tick": 1})
+        tick = orjson.dumps({"tick": 1, "in": await self.caught_up()})
         for p in range(self.partitions):
             await self.topics.byzone.send(key=None, value=tick, partition=p, force=True)

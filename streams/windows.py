@@ -4,7 +4,7 @@ State lives in a `MutableMapping[str, JSON]` (a Faust table at the edge, a dict 
 assignment so every change reaches the changelog. Keys:
 
     p|{partition}        {"wm": {source: ms}, "seen": {source: ms}, "open": {zone: [window starts]},
-                          "zones": [zones seen]}
+                          "zones": [zones seen], "in": {source: input partition its data came from}}
     w|{zone}|{start}     {"v": visitors, "s": {sensor: covered ms}, "k": ["sensor@start", …], "f": final?,
                           "src": [sources]}                                   (kept `retention` for dedupe)
     r|{zone}             [[start, end, visitors, sensors, covered sensor-ms], …]   newest final cells
@@ -23,14 +23,16 @@ contributed to it has a watermark ≥ `s + W` and the log's clock (message times
 `s + W + grace`, or when every such watermark is ≥ `s + W + grace` (a replay, far behind the clock). So a
 replay of last year neither closes today's live windows early nor sees its own windows closed by the live
 gateways, and it publishes the past windows that never existed. When a source sent nothing for `idle` ms, a
-clock tick at T moves its watermark to `T - idle`: quiet sensors at night still close their windows. A closed
+clock tick at T moves its watermark to `T - idle`: quiet sensors at night still close their windows. Only a tick
+that vouches for the source's input partition may do so: the worker that writes it owns that partition and has
+read all of it, so the source is really silent and not just waiting in unread input. A closed
 window is final (P9): later readings for it are late, go to its history total once (deduplicated), and are
 never published.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -102,9 +104,9 @@ class WindowEngine:
     def partition(self, state: State, partition: int) -> dict[str, Any]:
         pst = state.get(_pkey(partition))
         if pst is None:
-            return {"wm": {}, "seen": {}, "open": {}, "zones": []}
+            return {"wm": {}, "seen": {}, "open": {}, "zones": [], "in": {}}
         return {"wm": dict(pst["wm"]), "seen": dict(pst["seen"]), "open": {z: list(v) for z, v in pst["open"].items()},
-                "zones": list(pst["zones"])}
+                "zones": list(pst["zones"]), "in": dict(pst.get("in") or {})}
 
     def watermark(self, state: State, partition: int) -> int:
         """The partition's newest watermark over its sources (0 before any data)."""
@@ -118,8 +120,10 @@ class WindowEngine:
 
     # -- writing ---------------------------------------------------------------------------------------
     def ingest(self, state: State, partition: int, source: str, msg_ts_ms: int,
-               readings: Iterable[Reading]) -> IngestResult:
-        """Count readings into their windows: new ones once, re-sent ones not at all, late ones into history."""
+               readings: Iterable[Reading], input_partition: int | None = None) -> IngestResult:
+        """Count readings into their windows: new ones once, re-sent ones not at all, late ones into history.
+
+        `input_partition`: the partition of the input topic the readings were read from (see `tick`)."""
         cfg = self.cfg
         res = IngestResult()
         pst = self.partition(state, partition)
@@ -183,26 +187,36 @@ class WindowEngine:
             state[key] = hist
         pst["wm"][source] = max(wm, min(max_start, msg_ts_ms))
         pst["seen"][source] = max(int(pst["seen"].get(source, 0)), msg_ts_ms)
+        if input_partition is not None:
+            pst["in"][source] = input_partition
         pst["open"] = {z: sorted(v) for z, v in open_.items() if v}
         pst["zones"] = sorted(set(pst["zones"]) | {k.split("|")[1] for k in touched})
         state[_pkey(partition)] = pst
         return res
 
-    def tick(self, state: State, partition: int, tick_ts_ms: int) -> None:
+    def tick(self, state: State, partition: int, tick_ts_ms: int, inputs: Collection[int] | None = None) -> None:
         """A clock tick: advance the watermark of every source that has been idle for `idle` ms, and forget
-        sources silent for longer than retention that no open window waits for."""
+        sources silent for longer than retention that no open window waits for.
+
+        `inputs`: the input partitions the tick's writer owns and has read up to their end. Only sources whose
+        data came from one of them are idle for sure; a source of another partition may be waiting in input
+        nobody has read yet (its worker is down, restarting or catching up), and is left alone. None (a tick
+        that says nothing about inputs) vouches for every source."""
         cfg = self.cfg
         pst = self.partition(state, partition)
         changed = False
         waiting = {s for z, starts in pst["open"].items() for w in starts
                    for s in (state.get(_wkey(z, w)) or {}).get("src", [])}
         for src, seen in list(pst["seen"].items()):
-            if tick_ts_ms - seen >= cfg.idle_ms and tick_ts_ms - cfg.idle_ms > pst["wm"].get(src, 0):
+            vouched = inputs is None or src not in pst["in"] or pst["in"][src] in inputs
+            if (vouched and tick_ts_ms - seen >= cfg.idle_ms
+                    and tick_ts_ms - cfg.idle_ms > pst["wm"].get(src, 0)):
                 pst["wm"][src] = tick_ts_ms - cfg.idle_ms
                 changed = True
             if tick_ts_ms - seen > cfg.retention_ms and src not in waiting:
                 del pst["seen"][src]
                 pst["wm"].pop(src, None)
+                pst["in"].pop(src, None)
                 changed = True
         if changed:
             state[_pkey(partition)] = pst

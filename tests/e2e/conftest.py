@@ -71,9 +71,10 @@ class Stack:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
     def produce(self, messages: list[bytes], key: bytes = b"gw-testtown-01",
-                topic: str = "footfall.counts.v1") -> None:
+                topic: str = "footfall.counts.v1", max_request_size: int = 1_048_576) -> None:
         async def run() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap(self.broker.url))
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap(self.broker.url),
+                                        max_request_size=max_request_size)
             await producer.start()
             try:
                 for m in messages:

@@ -201,8 +201,8 @@ def count_when(stack: Stack, pred: Callable[[int], bool], timeout_s: float = 90,
     return n
 
 
-def settled_count(stack: Stack, quiet_s: float = 1.5) -> int:
-    """The number of records on busyness.zone.v1 once no new one has come for `quiet_s` (after a kill)."""
+def settled(stack: Stack, quiet_s: float = 1.5) -> list[dict[str, Any]]:
+    """Every record on busyness.zone.v1 once no new one has come for `quiet_s` (after a kill)."""
     last = (-1, time.monotonic())
 
     def quiet(rs: list[dict[str, Any]]) -> bool:
@@ -211,7 +211,11 @@ def settled_count(stack: Stack, quiet_s: float = 1.5) -> int:
             last = (len(rs), time.monotonic())
         return time.monotonic() - last[1] >= quiet_s
 
-    return len(stack.consume("busyness.zone.v1", quiet, timeout_s=30))
+    return stack.consume("busyness.zone.v1", quiet, timeout_s=30)
+
+
+def settled_count(stack: Stack, quiet_s: float = 1.5) -> int:
+    return len(settled(stack, quiet_s))
 
 
 def metric(port: int, name: str) -> float:

@@ -272,3 +272,41 @@ def test_silent_sources_are_forgotten_after_retention() -> None:
     assert len(loop.published) == 1
     loop.tick(T0 + CFG.retention_ms + 3 * MIN)
     assert loop.engine.partition(loop.state, 0)["wm"] == {}
+
+
+# -- ticks vouch for input partitions (issue 6: a worker restarted, or another worker, must not make the sources
+#    of unread input look idle) -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("inputs", "advances"),
+    [
+        (None, True),  # a tick that says nothing about inputs (written before ticks named them)
+        ([1], True),  # its writer owns input partition 1 and has read all of it: the source is silent
+        ([0, 2], False),  # another worker's partitions: the source may be waiting in unread input
+        ([], False),  # its writer is still reading its input (or owns none)
+    ],
+)
+def test_only_a_tick_vouching_for_the_sources_input_advances_it(inputs: list[int] | None, advances: bool) -> None:
+    loop = Loop()
+    loop.engine.ingest(loop.state, 0, "gw", T0 + MIN, [rd(s, 0, 10) for s in "abc"], input_partition=1)
+    loop.engine.tick(loop.state, 0, T0 + 60 * MIN, inputs)
+    assert (loop.engine.watermark(loop.state, 0) == T0 + 60 * MIN - CFG.idle_ms) is advances
+
+
+def test_restart_with_a_backlog_closes_nothing_early() -> None:
+    """The state sequence of a worker killed and restarted minutes later: the restored table, ticks of the
+    restarted worker while it still reads the input it missed, then that input. Every reading counts live."""
+    loop = Loop()
+    loop.engine.ingest(loop.state, 0, "gw", T0 + MIN, [rd(s, 0, 10) for s in "abc"], input_partition=1)
+    restored = dict(loop.state)  # what the changelog gives the next worker
+    loop = Loop()
+    loop.state = restored
+    for t in range(10 * MIN, 12 * MIN, 500):  # restarted 10 minutes later; its ingest has not caught up yet
+        loop.engine.tick(loop.state, 0, T0 + t, [])
+        loop._close(0, T0 + t)
+    assert loop.published == []
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 12 * MIN, [rd(s, m, 10) for m in range(1, 7) for s in "abc"],
+                             input_partition=1)
+    assert (res.accepted, res.late) == (18, 0)
+    loop.engine.tick(loop.state, 0, T0 + 13 * MIN, [1])  # caught up now: its ticks vouch for partition 1
+    loop._close(0, T0 + 13 * MIN)
+    assert [c.visitors for c in loop.published] == [150, 60]
