@@ -38,6 +38,7 @@ from streams.spendingest import zone_records
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
+LIVE_HORIZON_MS = 24 * HOUR_MS  # spending windows older than this are history, not news for the store
 RETENTION_MS = 48 * HOUR_MS  # final cells kept this long for dedupe; older ones are judged from history
 
 
@@ -196,7 +197,9 @@ class SpendingPath:
                 self.metrics.spend_cells.labels(view["reason"] or "published").inc()
             for sector, h in hist.items():
                 self.table[f"h|{zone_id}|{sector}"] = h
-            if self.table.get(f"l|{zone_id}", -1) <= start:
+            # the store shows what is current: a replayed past (older than a day) goes to the topic only
+            recent = start + self.window_ms >= self.clock() - LIVE_HORIZON_MS
+            if recent and self.table.get(f"l|{zone_id}", -1) <= start:
                 newest[zone_id] = (start, obj)
         return newest
 
