@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships neither types nor a py.typed marker
 
 from drukte.errors import DrukteError
-from drukte.kafka import bootstrap, ensure_topics
+from drukte.kafka import bootstrap, ensure_topics, security_options
 from drukte.settings import Settings
 from streams import replayformat as rf
 from streams.registry import Registry
@@ -225,9 +225,11 @@ async def _produce(settings: Settings, readings: list[rf.ReplayReading], zones: 
     if settings.kafka_url is None:
         msg = "DRUKTE_KAFKA_URL is not set: point it at Kafka, or run `drukte up` for an embedded broker"
         raise DrukteError(msg)
-    await ensure_topics(settings.kafka_url, [FOOTFALL], settings.partitions)
+    security = security_options(settings)
+    await ensure_topics(settings.kafka_url, [FOOTFALL], settings.partitions, replication=settings.replication_factor,
+                        options=security)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), client_id="drukte-replay",
-                                acks="all", linger_ms=5, max_batch_size=512 * 1024)
+                                acks="all", linger_ms=5, max_batch_size=512 * 1024, **security)
     try:
         await producer.start()
     except KafkaError as exc:

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from drukte.errors import DrukteError
-from drukte.kafka import bootstrap, ensure_topics
+from drukte.kafka import bootstrap, ensure_topics, security_options
 from drukte.settings import Settings
 from streams import paysim, simulation
 from streams.registry import City, Registry
@@ -90,9 +90,11 @@ async def run_simulator(
         msg = "DRUKTE_KAFKA_URL is not set: point it at Kafka, or run `drukte up` for an embedded broker"
         raise DrukteError(msg)
     stop = stop if stop is not None else asyncio.Event()
-    await ensure_topics(settings.kafka_url, [FOOTFALL, PAYMENTS], settings.partitions)
+    security = security_options(settings)
+    await ensure_topics(settings.kafka_url, [FOOTFALL, PAYMENTS], settings.partitions,
+                        replication=settings.replication_factor, options=security)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), client_id="drukte-simulator",
-                                acks="all", linger_ms=20)
+                                acks="all", linger_ms=20, **security)
     try:
         await producer.start()
     except KafkaError as exc:
