@@ -27,7 +27,7 @@ from streams.footfall import (
     Rejection,
 )
 from streams.masking import mask_raw, mask_text, mask_value
-from streams.registry import Registry
+from streams.registry import Merchant, Registry
 from streams.timegrid import parse_ts, window_start
 
 UNKNOWN_MERCHANT = "unknown_merchant"
@@ -139,26 +139,31 @@ class PaymentParser:
     def _reject(self, out: ParsedPayments, reason: str, where: str, detail: str, item: dict[str, Any]) -> None:
         out.rejections.append(Rejection(reason, mask_text(f"{where}: {detail}"), mask_value(item)))
 
-    def _when(self, item: dict[str, Any], key: str, where: str, out: ParsedPayments) -> int | None:
+    def _located(self, item: dict[str, Any], key: str, end_ms: int, where: str, now_ms: int,
+                 out: ParsedPayments) -> tuple[Merchant, int] | None:
+        """The item's registered merchant and its time `key` in epoch ms, or None after rejecting it.
+        `end_ms` is how far the item reaches past that time (an interval's length, 0 for a transaction)."""
+        merchant = self._merchants.get(item["merchant_id"])
+        if merchant is None:
+            self._reject(out, UNKNOWN_MERCHANT, where, f"merchant {item['merchant_id']!r} is not in the registry",
+                         item)
+            return None
         try:
-            return parse_ts(item[key])
+            at = parse_ts(item[key])
         except ValueError as exc:
             self._reject(out, BAD_TIMESTAMP, where, str(exc), item)
             return None
+        if at + end_ms > now_ms + self._max_future_ms:
+            self._reject(out, FUTURE_TIMESTAMP, where, f"{key} + {end_ms // 1000} s is in the future", item)
+            return None
+        return merchant, at
 
     def _total(self, t: dict[str, Any], i: int, now_ms: int, out: ParsedPayments) -> None:
-        where = f"totals[{i}]"
-        merchant = self._merchants.get(t["merchant_id"])
-        if merchant is None:
-            self._reject(out, UNKNOWN_MERCHANT, where, f"merchant {t['merchant_id']!r} is not in the registry", t)
+        where, dur = f"totals[{i}]", int(t["seconds"]) * 1000
+        found = self._located(t, "start", dur, where, now_ms, out)
+        if found is None:
             return
-        start = self._when(t, "start", where, out)
-        if start is None:
-            return
-        dur = int(t["seconds"]) * 1000
-        if start + dur > now_ms + self._max_future_ms:
-            self._reject(out, FUTURE_TIMESTAMP, where, "interval ends in the future", t)
-            return
+        merchant, start = found
         if window_start(start, self._window_ms) != window_start(start + dur - 1, self._window_ms):
             # Amounts and card counts cannot be split by time without inventing figures: one window or none.
             self._reject(out, SPLIT_INTERVAL, where,
@@ -168,16 +173,8 @@ class PaymentParser:
                                 int(t["amount_cents"]), int(t["cards"])))
 
     def _tx(self, t: dict[str, Any], i: int, now_ms: int, out: ParsedPayments) -> None:
-        where = f"transactions[{i}]"
-        merchant = self._merchants.get(t["merchant_id"])
-        if merchant is None:
-            self._reject(out, UNKNOWN_MERCHANT, where, f"merchant {t['merchant_id']!r} is not in the registry", t)
-            return
-        ts = self._when(t, "ts", where, out)
-        if ts is None:
-            return
-        if ts > now_ms + self._max_future_ms:
-            self._reject(out, FUTURE_TIMESTAMP, where, "transaction time is in the future", t)
-            return
-        out.transactions.append(Tx(merchant.id, merchant.zone_id, merchant.sector, ts, int(t["amount_cents"]),
-                                   str(t["card_ref"])))
+        found = self._located(t, "ts", 0, f"transactions[{i}]", now_ms, out)
+        if found is not None:
+            merchant, ts = found
+            out.transactions.append(Tx(merchant.id, merchant.zone_id, merchant.sector, ts, int(t["amount_cents"]),
+                                       str(t["card_ref"])))
