@@ -22,7 +22,7 @@ POLICY = IngestPolicy(max_future_ms=300_000, max_rate_per_s=50)
 REGISTRY = load_registry(Path(__file__).parents[1] / "e2e" / "registry.yaml")
 SENSORS = {s.id: s for z in REGISTRY.zones.values() for s in z.sensors}
 REFERENCE = jsonschema.Draft202012Validator(schemas.load("footfall.counts.v1"))
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
