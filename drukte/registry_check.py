@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -34,10 +35,15 @@ def _read(path: Path) -> str:
         raise RegistryError([(line, f"not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8")]) from exc
 
 
+def _beside(path: Path) -> Callable[[str], str]:
+    """Reads files the registry names (`merchants_csv`), relative to the registry's own folder."""
+    return lambda name: _read(path.parent / name)
+
+
 def load_registry(path: Path) -> Registry:
     """Read and parse the registry at `path`; any problem, a missing file included, raises `RegistryError`."""
     try:
-        return parse_registry(_read(path))
+        return parse_registry(_read(path), _beside(path))
     except OSError as exc:
         raise RegistryFileError(path, [(0, f"cannot read the registry file: {exc.strerror or exc}")]) from exc
     except RegistryError as exc:
@@ -51,7 +57,7 @@ def _count(n: int, one: str, many: str) -> str:
 def check_file(path: Path, out: TextIO) -> int:
     """Validate the registry at `path`, reporting to `out`; 0 = valid, 1 = problems found, 2 = unreadable."""
     try:
-        registry = parse_registry(_read(path))
+        registry = parse_registry(_read(path), _beside(path))
     except OSError as exc:
         out.write(f"FOUT: kan {path} niet lezen (cannot read the registry file): {exc.strerror or exc}\n")
         return 2

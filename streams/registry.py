@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -409,8 +412,57 @@ def _merchant(ck: _Checker, node: yaml.Node) -> Merchant | None:
     return None
 
 
-def parse_registry(text: str) -> Registry:
-    """Parse and validate registry YAML; raise `RegistryError` listing every problem with its line."""
+def _merchants_csv(ck: _Checker, node: yaml.Node, read: Callable[[str], str] | None) -> list[Merchant]:
+    """Merchants from a CSV file (`id,zone,sector`) that the registry names; problems point at the registry line
+    that names the file and say the CSV line. `read` gives a file's text by its name, relative to the registry."""
+    if not isinstance(node, yaml.ScalarNode) or not node.value.strip():
+        ck.fail(node, "merchants_csv must be a file name, e.g. merchants.csv")
+        return []
+    name = node.value.strip()
+    if read is None:
+        ck.fail(node, f"merchants_csv {name!r}: this registry was not read from a file, so {name!r} cannot be found")
+        return []
+    try:
+        text = read(name)
+    except (OSError, RegistryError) as exc:
+        ck.fail(node, f"merchants_csv: cannot read {name!r}: {getattr(exc, 'strerror', None) or exc}")
+        return []
+    rows = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(rows, [])]
+    if header != ["id", "zone", "sector"]:
+        ck.fail(node, f"{name} line 1: the header must be id,zone,sector, got {','.join(header)!r}")
+        return []
+    out: list[Merchant] = []
+    first: dict[str, int] = {}
+    for row in rows:
+        where = f"{name} line {rows.line_num}"
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 3:
+            ck.fail(node, f"{where}: needs 3 fields id,zone,sector, has {len(row)}")
+            continue
+        mid, zone, sector = (cell.strip() for cell in row)
+        problems = []
+        if not ID_RE.match(mid):
+            problems.append(f"merchant id {mid!r} must be lower-case letters, digits and '-'")
+        elif mid in first or ck.seen("merchant", mid):
+            problems.append(f"merchant id {mid!r} already used" + (f" on line {first[mid]}" if mid in first else ""))
+        if not ck.seen("zone", zone):
+            problems.append(f"zone {zone!r} is not in the registry")
+        if sector not in SECTORS:
+            problems.append(f"sector {sector!r} must be one of {', '.join(SECTORS)}")
+        for problem in problems:
+            ck.fail(node, f"{where}: {problem}")
+        if not problems:
+            first[mid] = rows.line_num
+            out.append(Merchant(mid, zone, sector))
+    return out
+
+
+def parse_registry(text: str, read: Callable[[str], str] | None = None) -> Registry:
+    """Parse and validate registry YAML; raise `RegistryError` listing every problem with its line.
+
+    `read` gives the text of a file the registry names (`merchants_csv`), relative to the registry's folder."""
     root = _compose(text)
     if root is None:
         raise RegistryError([(0, "the registry is empty; it needs a 'cities:' list")])
@@ -418,7 +470,7 @@ def parse_registry(text: str) -> Registry:
     top = ck.mapping(root, "registry")
     if top is None:
         raise RegistryError(ck.problems)
-    ck.unknown_keys(top, {"cities", "merchants", "defaults"}, "registry")
+    ck.unknown_keys(top, {"cities", "merchants", "merchants_csv", "defaults"}, "registry")
     base = Levels(**DEFAULT_LEVELS)
     dnode = top.get("defaults")
     if dnode is not None and (dm := ck.mapping(dnode, "defaults")) is not None:
@@ -428,6 +480,8 @@ def parse_registry(text: str) -> Registry:
                              "registry: needs a 'cities:' list with at least one city")
     cities = [c for nr, cn in enumerate(cnodes, 1) if (c := _city(ck, cn, nr, base)) is not None]
     merchants = [mc for mn in ck.seq(top.get("merchants"), "merchants") if (mc := _merchant(ck, mn)) is not None]
+    if (csv_node := top.get("merchants_csv")) is not None:
+        merchants += _merchants_csv(ck, csv_node, read)
     if ck.problems:
         raise RegistryError(sorted(ck.problems))
     return Registry(tuple(cities), tuple(merchants))

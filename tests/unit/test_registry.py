@@ -375,3 +375,51 @@ def test_load_registry_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read the registry file") as info:
         load_registry(path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+CSV_REGISTRY = """
+cities:
+  - id: leuven
+    name: Leuven
+    timezone: Europe/Brussels
+    country: BE
+    zones:
+      - id: leuven-x
+        name: X
+        sensors: [{id: s-1, kind: street}, {id: s-2, kind: street}, {id: s-3, kind: street}]
+merchants:
+  - {id: m-1, zone: leuven-x, sector: fashion}
+merchants_csv: shops.csv
+"""
+
+
+def test_merchants_from_a_csv_the_registry_names() -> None:
+    files = {"shops.csv": "id,zone,sector\nm-2,leuven-x,groceries\n\nm-3,leuven-x,leisure\n"}
+    registry = parse_registry(CSV_REGISTRY, files.__getitem__)
+    assert [(m.id, m.sector) for m in registry.merchants] == [("m-1", "fashion"), ("m-2", "groceries"),
+                                                               ("m-3", "leisure")]
+
+
+@pytest.mark.parametrize(("csv_text", "message"), [
+    ("name,zone,sector\n", "shops.csv line 1: the header must be id,zone,sector"),
+    ("id,zone,sector\nm-2,leuven-y,fashion\n", "shops.csv line 2: zone 'leuven-y' is not in the registry"),
+    ("id,zone,sector\nm-2,leuven-x,bakery\n", "shops.csv line 2: sector 'bakery' must be one of"),
+    ("id,zone,sector\nm-1,leuven-x,fashion\n", "shops.csv line 2: merchant id 'm-1' already used"),
+    ("id,zone,sector\nm-2,leuven-x,fashion\nm-2,leuven-x,fashion\n", "shops.csv line 3: merchant id 'm-2' already "
+                                                                     "used on line 2"),
+    ("id,zone,sector\nM 2,leuven-x\n", "shops.csv line 2: needs 3 fields"),
+])
+def test_a_broken_merchants_csv_names_its_line(csv_text: str, message: str) -> None:
+    with pytest.raises(RegistryError) as err:
+        parse_registry(CSV_REGISTRY, {"shops.csv": csv_text}.__getitem__)
+    assert err.value.problems[0][0] == 13  # the registry line that names the file
+    assert message in str(err.value)
+
+
+def test_a_missing_merchants_csv_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(CSV_REGISTRY)
+    with pytest.raises(RegistryError, match=r"registry.yaml:13: merchants_csv: cannot read 'shops.csv'"):
+        load_registry(path)
+    (tmp_path / "shops.csv").write_text("id,zone,sector\nm-9,leuven-x,leisure\n")
+    assert [m.id for m in load_registry(path).merchants] == ["m-1", "m-9"]
