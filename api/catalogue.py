@@ -73,6 +73,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "spend_per_visitor": {"nl": "Besteding per bezoeker", "fr": "Dépense par visiteur",
                           "en": "Spend per visitor"},
     "sector": {"nl": "Sector", "fr": "Secteur", "en": "Sector"},
+    "vs_header": {"nl": "Tegenover gewoonlijk", "fr": "Par rapport à l'habitude", "en": "Compared with usual"},
     "spending_index": {"nl": "Index bestedingen", "fr": "Indice des dépenses", "en": "Spending index"},
     "spending_help": {"nl": "Index 100 = gewoonlijk voor dit uur", "fr": "Indice 100 = l'habitude à cette heure",
                       "en": "Index 100 = usual for this hour"},

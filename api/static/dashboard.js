@@ -88,7 +88,7 @@
       return;
     }
     const head = el("tr", {}, el("th", {scope: "col"}, D.t("zone")),
-      el("th", {scope: "col", class: "num"}, D.t("spending_index")), el("th", {scope: "col"}, D.t("now_vs_usual")),
+      el("th", {scope: "col", class: "num"}, D.t("spending_index")), el("th", {scope: "col"}, D.t("vs_header")),
       el("th", {scope: "col", class: "num"}, D.t("spend_per_visitor")), el("th", {scope: "col"}, D.t("sector")));
     const rows = cfg.zones.map((zone) => {
       const s = spend.get(zone.id), a = s && s.all;
@@ -102,7 +102,7 @@
         el("td", {class: "num"}, open ? D.fmt.num(a.spend_per_visitor) : "–"),
         el("td", {}, top || "–"));
     });
-    box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, rows)),
+    box.replaceChildren(el("div", {class: "table-wrap"}, el("table", {}, el("thead", {}, head), el("tbody", {}, rows))),
                         el("p", {class: "muted"}, D.t("spending_help")));
   }
 
@@ -122,9 +122,12 @@
       trends.set(zoneId, body ? body.windows : []);
     } catch (e) { /* keep the last trend */ }
   }
-  async function loadSpending(zoneId) {
-    try { spend.set(zoneId, await D.getJSON(`/v1/zones/${encodeURIComponent(zoneId)}/spending`)); }
-    catch (e) { spend.delete(zoneId); }
+  async function loadSpending() {  /* every zone of the city in one request */
+    try {
+      const body = await D.getJSON(`/v1/cities/${encodeURIComponent(cfg.city_id)}/spending`);
+      spend.clear();
+      for (const obj of (body && body.zones) || []) spend.set(obj.zone_id, obj);
+    } catch (e) { /* keep what we have */ }
   }
 
   D.privacyLine($("privacy"));
@@ -136,7 +139,7 @@
       render();
       if (old && old.obj.as_of !== obj.as_of) { await loadTrend(obj.zone_id); render(); }
     },
-    onSpending: async (msg) => { await loadSpending(msg.zone_id); render(); },
+    onSpending: async () => { await loadSpending(); render(); },
     onState: (ok) => {
       const b = $("banner"); b.textContent = ok ? "" : D.t("reconnecting"); b.classList.toggle("show", !ok);
     },
@@ -144,11 +147,7 @@
   (async () => {
     try { layout = await D.getJSON("/static/layouts.json"); } catch (e) { layout = null; }
     await Promise.all(cfg.zones.map((z) => loadTrend(z.id)));
-    /* spending: one zone first; without the route (or data) there is nothing to ask the others */
-    if (cfg.zones.length) {
-      await loadSpending(cfg.zones[0].id);
-      if (spend.get(cfg.zones[0].id)) await Promise.all(cfg.zones.slice(1).map((z) => loadSpending(z.id)));
-    }
+    await loadSpending();
     render();
   })();
   render();

@@ -85,7 +85,7 @@
     }
     const head = el("tr", {}, el("th", {scope: "col"}, D.t("sector")),
       el("th", {scope: "col", class: "num"}, D.t("spending_index")),
-      el("th", {scope: "col"}, D.t("now_vs_usual")),
+      el("th", {scope: "col"}, D.t("vs_header")),
       el("th", {scope: "col", class: "num"}, D.t("spend_per_visitor")));
     const body = cells.map((c, i) => el("tr", {},
       el("th", {scope: "row"}, i === 0 ? D.t("spending_all") : (c.label && c.label[cfg.lang]) || c.sector),
@@ -95,7 +95,7 @@
       el("td", {class: "num"}, c.suppressed ? "–" : D.fmt.num(c.spend_per_visitor))));
     const when = spending.window ? D.t("spending_window", {start: D.fmt.time(spending.window.start),
                                                            end: D.fmt.time(spending.window.end)}) : "";
-    box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, body)),
+    box.replaceChildren(el("div", {class: "table-wrap"}, el("table", {}, el("thead", {}, head), el("tbody", {}, body))),
                         el("p", {class: "muted"}, D.t("spending_help") + (when ? " · " + when : "")));
   }
 

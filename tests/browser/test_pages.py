@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import axe_violations, console_errors, screenshot, viewport, wait_until
-from tests.browser.seed import live_object, now_ms, publish_live, seed_zone
+from tests.browser.seed import live_object, now_ms, publish_live, seed_zone, spending_object
 
 pytestmark = [pytest.mark.browser]
 
@@ -187,3 +188,29 @@ def test_dashboard_in_french(browser: Any, api: str, rds: redis.Redis) -> None:
     assert text_of(browser, "h1") == "Affluence à Mechelen"
     screenshot(browser, "dashboard-fr")
     assert_accessible(browser)
+
+
+def test_spending_appears_when_published(browser: Any, api: str, rds: redis.Redis) -> None:
+    seed_city(rds)
+    viewport(browser, 1280, 1100)
+    browser.get(f"{api}/zone/mechelen-bruul")
+    wait_until("the level", lambda: text_of(browser, "#now-level") == "Druk")
+    wait_until("no spending yet", lambda: text_of(browser, "#spending") == "Nog geen bestedingsgegevens")
+
+    rds.set("drukte:spending:mechelen-bruul", orjson.dumps(spending_object("mechelen-bruul", "mechelen", now_ms())))
+    rds.publish("drukte:updates", orjson.dumps({"kind": "spending", "zone_id": "mechelen-bruul",
+                                                "city_id": "mechelen"}))
+    table = wait_until("the spending cells", lambda: "Mode" in text_of(browser, "#spending")
+                       and text_of(browser, "#spending"), timeout_s=UPDATE_WITHIN_S)
+    assert "Alle sectoren" in table
+    assert "128" in table  # fashion's index
+    assert "te weinig handelaars" in table  # a suppressed sector says why, with no number
+    screenshot(browser, "zone-nl-spending")
+    assert_accessible(browser)
+
+    viewport(browser, 1280, 1500)
+    browser.get(f"{api}/dashboard/mechelen")
+    overview = wait_until("the spending overview", lambda: "Bruul" in text_of(browser, "#spending")
+                          and text_of(browser, "#spending"))
+    assert "121" in overview  # the zone's all-sectors index
+    screenshot(browser, "dashboard-nl-spending")
