@@ -105,7 +105,8 @@ def screenshot(driver: Any, name: str) -> Path:
     return path
 
 
-def wait_until(what: str, pred: Callable[[], Any], timeout_s: float = 5.0, every_s: float = 0.05) -> Any:
+def wait_until(what: str, pred: Callable[[], Any], timeout_s: float = 15.0, every_s: float = 0.05) -> Any:
+    """Poll `pred` until truthy. Page loads get 15 s on a loaded CI machine; live updates pass their own 5 s."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
