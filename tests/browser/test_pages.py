@@ -214,3 +214,45 @@ def test_spending_appears_when_published(browser: Any, api: str, rds: redis.Redi
                           and text_of(browser, "#spending"))
     assert "121" in overview  # the zone's all-sectors index
     screenshot(browser, "dashboard-nl-spending")
+
+
+EMBED_PAGE = """<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><title>Winkelstraat Mechelen</title>
+<script src="{api}/static/drukte-widget.js" defer></script></head>
+<body><main><h1>Welkom in de Bruul</h1>
+<drukte-widget zone="mechelen-bruul" lang="en" title="Busyness in the Bruul"></drukte-widget>
+<iframe id="plain" src="{api}/widget/mechelen-vismarkt?lang=nl&amp;theme=dark" title="Drukte op de Vismarkt"
+        style="border:0;width:640px;height:360px"></iframe></main></body></html>
+"""
+
+
+def test_embedding_by_web_component_and_iframe_on_another_site(browser: Any, api: str, rds: redis.Redis,
+                                                                 tmp_path: Any) -> None:
+    import functools
+    import http.server
+    import threading
+
+    seed_city(rds)
+    (tmp_path / "index.html").write_text(EMBED_PAGE.format(api=api))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    site = http.server.ThreadingHTTPServer(("127.0.0.2", 0), handler)  # another origin than the API's
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        viewport(browser, 1280, 1200)
+        browser.get(f"http://127.0.0.2:{site.server_address[1]}/index.html")
+        frame = wait_until("the web component's frame", lambda: browser.execute_script(
+            "const w = document.querySelector('drukte-widget'); return w && w.shadowRoot &&"
+            " w.shadowRoot.querySelector('iframe');"))
+        assert frame.get_attribute("title") == "Busyness in the Bruul"
+        browser.switch_to.frame(frame)
+        wait_until("the widget inside the component", lambda: text_of(browser, "#now-label") == "Busy")
+        browser.switch_to.default_content()
+        browser.switch_to.frame(browser.find_element(By.ID, "plain"))
+        wait_until("the widget in a plain iframe", lambda: text_of(browser, "#now-label") == "Druk")
+        browser.switch_to.default_content()
+        screenshot(browser, "embedded-widgets")
+    finally:
+        browser.switch_to.default_content()
+        site.shutdown()
+        site.server_close()

@@ -317,3 +317,29 @@ async def test_500_clients_on_one_api_process_get_an_update_within_a_second(api_
     assert len(received) == CLIENTS
     slowest = max(received) - published
     assert slowest < 1.0, f"the last of {CLIENTS} clients got the update after {slowest:.2f} s"
+
+
+async def test_the_worker_store_announces_each_live_object_after_writing_it(store: Service, rds: Redis) -> None:
+    from agents.store import RedisStore
+    from drukte.metrics import WorkerMetrics
+
+    writer = RedisStore(store.url, WorkerMetrics(CollectorRegistry()))
+    pubsub = rds.pubsub()
+    await pubsub.subscribe(UPDATES_CHANNEL)
+    try:
+        lives = [live_object(z, "mechelen", z, "busy", now_ms(), 3) for z in ("mechelen-bruul", "mechelen-vismarkt")]
+        await writer.publish([], lives, [])
+        got = []
+        for _ in range(50):
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if msg is not None:
+                got.append(orjson.loads(msg["data"]))
+                # the key is written before the announcement that makes API processes read it
+                assert await rds.exists(f"drukte:live:{got[-1]['zone_id']}")
+            if len(got) == 2:
+                break
+        assert got == [{"kind": "live", "zone_id": "mechelen-bruul", "city_id": "mechelen"},
+                       {"kind": "live", "zone_id": "mechelen-vismarkt", "city_id": "mechelen"}]  # ids only
+    finally:
+        await pubsub.aclose()
+        await writer.close()
