@@ -258,20 +258,25 @@ def test_event_ids_round_trip() -> None:
         assert stream.parse_event_id(bad, 3) is None
 
 
-@pytest.fixture(scope="module")
-def api_process(store: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One API process, as `drukte api` runs it, with the test registry."""
-    tmp = tmp_path_factory.mktemp("stream")
+def start_api(store: Service, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """An API process, as `drukte api` runs it, with the test registry; returns once it listens."""
     (tmp / "registry.yaml").write_text(REGISTRY_YAML)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRUKTE_")}
     env.update(DRUKTE_REDIS_URL=store.url, DRUKTE_PORT=str(port), DRUKTE_REGISTRY=str(tmp / "registry.yaml"),
                DRUKTE_LOG_LEVEL="warning")
     with (tmp / "api.log").open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "drukte.cli", "api"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
+    wait_for_port(port, proc, "the API")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def api_process(store: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One API process for the load test."""
+    port = free_port()
+    proc = start_api(store, tmp_path_factory.mktemp("stream"), port)
     try:
-        wait_for_port(port, proc, "the API")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -343,3 +348,27 @@ async def test_the_worker_store_announces_each_live_object_after_writing_it(stor
     finally:
         await pubsub.aclose()
         await writer.close()
+
+
+async def test_an_api_process_with_open_streams_stops_promptly(store: Service, tmp_path: Path) -> None:
+    """SIGTERM must not wait for endless event streams (docker stop, drukte up's Ctrl-C)."""
+    port = free_port()
+    proc = start_api(store, tmp_path, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client, \
+                client.stream("GET", "/v1/stream", params={"city_id": "mechelen"}) as resp:
+            await next_event(sse(resp))
+            started = time.monotonic()
+            proc.terminate()
+            for _ in range(100):
+                if proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert proc.poll() is not None, "the API still runs 10 s after SIGTERM with one stream open"
+            assert time.monotonic() - started < 8
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        pass  # the stream is cut when the process exits: expected
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
