@@ -103,7 +103,10 @@
       return !this.obj.as_of || this.obj.quality.stale || age === null || age > cfg.stale_after_s;
     }
     /* the level to show: unknown once stale, whatever the last value was */
-    levelKey(now) { return this.stale(now) ? "unknown" : this.obj.level.key; }
+    levelKey(now) {
+      if (this.obj.level && this.obj.level.key === "closed") return "closed";  /* outside opening hours */
+      return this.stale(now) ? "unknown" : this.obj.level.key;
+    }
     nextMin(now) {
       const n = this.obj.next_update_in_s;
       if (n === null || n === undefined) return null;

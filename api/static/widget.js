@@ -25,6 +25,10 @@
       if (vs.textContent !== D.t("no_data")) vs.replaceChildren(D.t("no_data"));
       setText(detail, "");
       setText(status, D.t("no_data"));
+    } else if (key === "closed") {
+      if (vs.textContent !== "") vs.replaceChildren();
+      setText(detail, "");
+      setText(status, D.t("updated_at", {time: D.fmt.time(live.obj.as_of)}));
     } else if (key === "unknown") {
       if (vs.textContent !== D.t("stale")) vs.replaceChildren(D.t("stale"));
       setText(detail, D.t("last_data", {time: D.fmt.time(live.obj.as_of)}));

@@ -20,6 +20,12 @@
       for (const id of ["now-index", "now-visitors", "status"]) $(id).textContent = "";
       return;
     }
+    if (key === "closed") {
+      $("now-vs").replaceChildren();
+      for (const id of ["now-index", "now-visitors"]) $(id).textContent = "";
+      $("status").textContent = D.t("updated_at", {time: D.fmt.time(o.as_of)});
+      return;
+    }
     if (key === "unknown") {
       $("now-vs").replaceChildren(D.t("stale"));
       $("now-index").textContent = "";

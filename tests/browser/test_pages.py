@@ -111,6 +111,13 @@ def test_widget_shows_unknown_for_stale_data_and_when_data_stops(browser: Any, a
     wait_until("unknown once the data is too old", lambda: text_of(browser, "#now-label") == "Unknown",
                timeout_s=8)
 
+    # outside opening hours the worker publishes `closed`: shown as such, with its own icon, never as quiet
+    closed = live_object("mechelen-bruul", "mechelen", "Bruul", "quiet", now_ms(), suppressed=True)
+    closed["level"] = {"key": "closed", "nr": None, "label": {"nl": "Gesloten", "fr": "Fermé", "en": "Closed"}}
+    publish_live(rds, closed)
+    wait_until("closed", lambda: text_of(browser, "#now-label") == "Closed", timeout_s=UPDATE_WITHIN_S)
+    assert text_of(browser, "#now-vs") == ""
+
 
 def test_merchant_page_on_a_phone(browser: Any, api: str, rds: redis.Redis) -> None:
     seed_city(rds)
