@@ -241,6 +241,26 @@ async def test_spending_notices_and_heartbeats(base_url: str, rds: Redis, monkey
         assert notice.id is None  # resume state is the live objects' only
 
 
+async def test_a_lost_subscription_is_renewed_and_missed_updates_are_sent(base_url: str, rds: Redis) -> None:
+    t0 = now_ms() - 60_000
+    await write(rds, live_object("mechelen-bruul", "mechelen", "Bruul", "busy", t0, 3), announce=False)
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client, \
+            client.stream("GET", "/v1/stream", params={"city_id": "mechelen"}) as resp:
+        events = sse(resp)
+        for _ in range(3):
+            await next_event(events)
+        await rds.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # the store drops the subscription
+        # written while nobody listened: the announcement is lost, the resubscribed hub must resynchronise
+        await write(rds, live_object("mechelen-vismarkt", "mechelen", "Vismarkt", "very_busy", t0 + 300_000, 3),
+                    announce=False)
+        missed = await next_event(events, timeout_s=5)
+        assert (missed.json()["zone_id"], missed.json()["level"]["key"]) == ("mechelen-vismarkt", "very_busy")
+        await _eventually(lambda: subscribers(rds), 1)
+        await write(rds, live_object("mechelen-bruul", "mechelen", "Bruul", "quiet", t0 + 300_000, 3))
+        after = await next_event(events)  # and updates flow again
+        assert (after.json()["zone_id"], after.json()["level"]["key"]) == ("mechelen-bruul", "quiet")
+
+
 @pytest.mark.parametrize("query", ["city_id=gent", "city_id=%3Cscript%3E", ""])
 async def test_unknown_city_is_a_problem(base_url: str, query: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
