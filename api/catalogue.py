@@ -84,7 +84,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "zones": {"nl": "Alle zones", "fr": "Toutes les zones", "en": "All zones"},
     "zone": {"nl": "Zone", "fr": "Zone", "en": "Zone"},
     "level": {"nl": "Niveau", "fr": "Niveau", "en": "Level"},
-    "trend": {"nl": "Verloop laatste 3 uur", "fr": "Évolution des 3 dernières heures", "en": "Last 3 hours"},
+    "trend": {"nl": "Laatste 3 uur", "fr": "Dernières 3 heures", "en": "Last 3 hours"},
     "trend_aria": {"nl": "Verloop van {zone} de laatste 3 uur", "fr": "Évolution de {zone} sur 3 heures",
                    "en": "{zone} over the last 3 hours"},
     "coverage": {"nl": "Dekking {pct}", "fr": "Couverture {pct}", "en": "Coverage {pct}"},
