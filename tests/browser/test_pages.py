@@ -79,6 +79,11 @@ def test_widget_shows_the_stored_level_and_follows_updates(browser: Any, api: st
     publish_live(rds, live_object("mechelen-vismarkt", "mechelen", "Vismarkt", "quiet", now_ms()))
     assert text_of(browser, "#now-label") == "Zeer druk"
     screenshot(browser, "widget-nl-update")
+    viewport(browser, 1080, 1920)  # a portrait screen in the street
+    wait_until("the chart redrawn for portrait", lambda: browser.execute_script(
+        "const s = document.querySelector('#chart svg'); return s && s.getAttribute('width') < 1100 &&"
+        " s.getAttribute('width') > 900;"))
+    screenshot(browser, "widget-nl-portrait")
     assert_no_script_errors(browser)
 
 
