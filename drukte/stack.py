@@ -10,7 +10,9 @@ import time
 from types import FrameType
 
 from drukte import embedded
+from drukte.registry_check import load_registry
 from drukte.settings import Settings
+from streams.registry import Registry
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -47,15 +49,7 @@ def up(settings: Settings, *, simulator: bool, history_days: float = 0.0) -> int
     children = {"worker": _spawn(["worker"], env), "api": _spawn(["api"], env)}
     if simulator:
         children["simulator"] = _spawn(["simulate", "--history-days", str(history_days)], env)
-    base = f"http://127.0.0.1:{settings.port}"
-    print(f"""
-Drukte draait / tourne / is running:
-  API           {base}/v1/cities
-  Mechelen live {base}/v1/cities/mechelen/live
-  API docs      {base}/docs
-  metrics       {base}/metrics  (worker: http://127.0.0.1:{settings.metrics_port}/metrics)
-Stop with Ctrl-C.
-""", flush=True)
+    print(_urls(settings, load_registry(settings.registry)), flush=True)
     code = 0
     while not stopping:
         for name, proc in children.items():
@@ -79,3 +73,19 @@ Stop with Ctrl-C.
     embedded.stop_all()
     print("Stopped.")
     return code
+
+
+def _urls(settings: Settings, registry: Registry) -> str:
+    """Where to look: the pages people use first, then the API and metrics."""
+    base = f"http://127.0.0.1:{settings.port}"
+    city = registry.cities[0]
+    zone = city.zones[0]
+    return f"""
+Drukte draait / tourne / is running:
+  city screen   {base}/widget/{zone.id}?lang=nl        ({zone.name}, {city.name})
+  merchants     {base}/zone/{zone.id}?lang=nl
+  dashboard     {base}/dashboard/{city.id}?lang=nl
+  API           {base}/v1/cities   ·   {base}/v1/cities/{city.id}/live   ·   docs {base}/docs
+  metrics       {base}/metrics  (worker: http://127.0.0.1:{settings.metrics_port}/metrics)
+Stop with Ctrl-C.
+"""
