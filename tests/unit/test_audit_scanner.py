@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
+import schemas
 from streams.masking import mask_raw, mask_text, mask_value
+from streams.payments import PaymentParser
+from streams.registry import parse_registry
 from tests.e2e.audit import determined, identifier_field, scan, scan_record, scan_text
 
 NOW = 1_764_250_800_000  # 2025-11-27 13:40 UTC, epoch ms
@@ -94,6 +99,21 @@ def test_masked_text_passes_the_scanner(planted: str) -> None:
     raw = orjson.dumps({"source": planted, "card_ref": "tok-1", "readings": [{"device_id": planted}]})
     assert scan_text("masked", mask_raw(raw[:-5]), NOW) == []  # truncated: not JSON any more
     assert scan_record("masked", orjson.dumps(mask_value(orjson.loads(raw))), NOW) == []
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_card_number_rejection_carries_no_other_card_ref(broken: bool) -> None:
+    """A batch refused for one card number must not take its other transactions' tokens to the rejected topic."""
+    registry = parse_registry((Path(__file__).parents[1] / "e2e" / "registry-audit.yaml").read_text())
+    parser = PaymentParser(schemas.load("payments.v1"), registry, window_ms=3_600_000, max_future_ms=300_000)
+    txs = [{"merchant_id": "f-1", "ts": "2026-11-27T14:03:11+01:00", "amount_cents": 1250, "card_ref": ref}
+           for ref in ("tok-secret-1", "4111 1111 1111 1111", "tok-secret-2")]
+    raw = orjson.dumps({"source": "acq", "batch_id": "b", "sent_at": "2026-11-27T14:15:09Z", "transactions": txs})
+    [rejection] = parser.parse(raw[:-3] if broken else raw, 1_795_800_000_000).rejections
+    text = orjson.dumps(rejection.payload).decode()
+    assert rejection.reason == "card_number"
+    assert "tok-secret" not in text
+    assert scan_record("rejected", orjson.dumps({"payload": rejection.payload}), NOW) == []
 
 
 def test_scan_names_the_place() -> None:
