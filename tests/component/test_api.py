@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -17,10 +17,11 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.models import CityLive, Ready, ZoneLive
 from api.server import redis_client, serve
-from drukte.embedded import Service, start_store
+from drukte.embedded import start_store
 from drukte.errors import SettingsError
 from drukte.settings import Settings
 from streams.registry import Registry, parse_registry
+from tests.component.conftest import Clock
 
 pytestmark = [pytest.mark.component, pytest.mark.anyio]
 
@@ -103,37 +104,9 @@ GROTE_MARKT = CONTRACT_LIVE | {
 }
 
 
-class Clock:
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def store() -> Iterator[Service]:
-    svc = start_store()
-    yield svc
-    svc.stop()
-
-
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return parse_registry(REGISTRY_YAML)
-
-
-@pytest.fixture
-async def rds(store: Service) -> AsyncIterator[Redis]:
-    client = Redis.from_url(store.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from api.server import redis_client
 from drukte.embedded import Service, free_port, start_store, wait_for_port
 from drukte.settings import Settings
 from streams.registry import Registry, parse_registry
+from tests.component.conftest import Clock
 
 pytestmark = [pytest.mark.component, pytest.mark.anyio]
 
@@ -73,37 +74,9 @@ def live_object(zone_id: str, city_id: str, as_of_ms: int) -> bytes:
     })
 
 
-class Clock:
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def store() -> Iterator[Service]:
-    svc = start_store()
-    yield svc
-    svc.stop()
-
-
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return parse_registry(REGISTRY_YAML)
-
-
-@pytest.fixture
-async def rds(store: Service) -> AsyncIterator[Redis]:
-    client = Redis.from_url(store.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

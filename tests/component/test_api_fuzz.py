@@ -35,7 +35,7 @@ from schemathesis.checks import (
 )
 
 from api.app import create_app
-from drukte.embedded import Service, start_store
+from drukte.embedded import Service
 from drukte.settings import Settings
 from streams.registry import parse_registry
 
@@ -213,13 +213,6 @@ class Api:
 
         self.portal.call(call)
         return answer["status"], answer["headers"], answer["body"]
-
-
-@pytest.fixture(scope="module")
-def store() -> Iterator[Service]:
-    svc = start_store()
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture(scope="module")

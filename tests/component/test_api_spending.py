@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,12 +12,12 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from api.app import create_app
-from drukte.embedded import Service, start_store
 from drukte.settings import Settings
 from streams.registry import parse_registry
 from streams.spending import SpendRules, cell_view, spending_object
 from streams.storekeys import sensors_key, spending_key, windows_key
 from streams.timegrid import parse_ts
+from tests.component.conftest import Clock
 
 pytestmark = [pytest.mark.component, pytest.mark.anyio]
 
@@ -43,34 +43,6 @@ merchants:
 SETTINGS = Settings(redis_url="redis://unused", window_s=300, live_s=900)
 HOUR_14 = parse_ts("2026-11-27T14:00:00+01:00")  # a Friday
 NIGHT = parse_ts("2026-11-27T23:30:00+01:00")
-
-
-class Clock:
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def store() -> Iterator[Service]:
-    svc = start_store()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture
-async def rds(store: Service) -> AsyncIterator[Redis]:
-    client = Redis.from_url(store.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

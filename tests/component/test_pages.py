@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.catalogue import LANGS, MESSAGES
 from api.pages import ASSETS, STATIC
-from drukte.embedded import Service, start_store
 from drukte.settings import Settings
 from streams.daytype import local_time
 from streams.registry import parse_registry
@@ -40,26 +39,6 @@ cities:
         sensors: [{id: b1, kind: street}, {id: b2, kind: street}, {id: b3, kind: street}]
 """
 EVIL = 'Bruul <script>alert(1)</script> & "Co"'
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def store() -> Iterator[Service]:
-    svc = start_store()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture
-async def rds(store: Service) -> AsyncIterator[Redis]:
-    client = Redis.from_url(store.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

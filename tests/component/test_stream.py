@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from api import stream
 from api.app import create_app
-from drukte.embedded import Service, free_port, start_store, wait_for_port
+from drukte.embedded import Service, free_port, wait_for_port
 from drukte.settings import Settings
 from streams.registry import Registry, parse_registry
 from streams.storekeys import UPDATES_CHANNEL
@@ -100,29 +100,9 @@ async def next_event(events: AsyncIterator[Event], kind: str = "live", timeout_s
     return await asyncio.wait_for(find(), timeout_s)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def store() -> Iterator[Service]:
-    svc = start_store()
-    yield svc
-    svc.stop()
-
-
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return parse_registry(REGISTRY_YAML)
-
-
-@pytest.fixture
-async def rds(store: Service) -> AsyncIterator[Redis]:
-    client = Redis.from_url(store.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
