@@ -9,7 +9,8 @@ The session, in one-minute windows (DRUKTE_WINDOW_S=60, /live sums the last 3, k
 - tt-quiet is a quiet square at night: 0 people, a lone walker (1), 0 …, and later the walker again between
   windows of 20 people;
 - tt-twin gets exactly the same counts without the walker: whatever an outsider sees of the two must be the
-  same, or the walker is visible;
+  same, or the walker is visible. Both have the same four weeks of history (30–36 people a minute), so their
+  windows carry an index and a score and their forecasts an index: the walker must not move any of them;
 - tt-side has windows just below k (14, 2) between windows above it, so a /live sum over them is ≥ k and would
   reveal the part below k by subtraction if P8 were broken;
 - tt-main is busy throughout (38 + m people), its last window is 49: one late person would move its range.
