@@ -9,7 +9,7 @@ from faust.worker import Worker
 from prometheus_client import REGISTRY, start_http_server
 
 from agents.app import create_app, declare_topics
-from agents.flushing import complete_flushes
+from agents.flushing import complete_flushes, seek_before_streaming
 from agents.footfall import FootfallPath, wall_ms
 from agents.sensors import CheckedParser, SensorWatch
 from agents.spending import SpendingPath, SpendingTopics
@@ -30,6 +30,7 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     complete_flushes(app)  # no offset committed before its table writes reached the broker
+    seek_before_streaming(app)  # no event skipped when streams start after table recovery
     assert settings.kafka_url is not None  # create_app checked it
     # Input topics with their retention (P4) before Faust would auto-create them without it.
     asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS], settings.partitions,
