@@ -98,7 +98,7 @@
         .map((c) => `${(c.label && c.label[cfg.lang]) || c.sector} ${D.fmt.num(c.index)}`).join(" · ") : "";
       return el("tr", {}, el("th", {scope: "row"}, zone.name),
         el("td", {class: "num"}, open ? D.fmt.num(a.index) : "–"),
-        el("td", {}, open && a.vs_usual ? D.vsText(a.vs_usual) : "–"),
+        el("td", {}, open && a.vs_usual ? D.t("spend_" + a.vs_usual) : "–"),
         el("td", {class: "num"}, open ? D.fmt.num(a.spend_per_visitor) : "–"),
         el("td", {}, top || "–"));
     });

@@ -96,7 +96,7 @@
     const body = cells.map((c, i) => el("tr", {},
       el("th", {scope: "row"}, i === 0 ? D.t("spending_all") : (c.label && c.label[cfg.lang]) || c.sector),
       el("td", {class: "num"}, c.suppressed ? reason(c) : D.fmt.num(c.index)),
-      el("td", {}, c.suppressed || !c.vs_usual ? "–" : D.vsText(c.vs_usual) +
+      el("td", {}, c.suppressed || !c.vs_usual ? "–" : D.t("spend_" + c.vs_usual) +
         (c.structural_break ? ` (${D.t("break")})` : "")),
       el("td", {class: "num"}, c.suppressed ? "–" : D.fmt.num(c.spend_per_visitor))));
     const when = spending.window ? D.t("spending_window", {start: D.fmt.time(spending.window.start),
