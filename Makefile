@@ -47,9 +47,10 @@ check: $(STAMP) ## ruff, mypy --strict and the import contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP) ## benchmarks (on demand, not part of make test): worker throughput vs a plain consumer, forecast WAPE
+bench: $(STAMP) ## benchmarks (on demand, not part of make test): worker throughput vs a plain consumer, forecast WAPE, spending suppressions
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.forecast
+	$(BIN)/python -m bench.spending
 
 clean: ## remove the venv and local state
 	rm -rf $(VENV) .drukte .pytest_cache .mypy_cache .ruff_cache .hypothesis
