@@ -13,6 +13,7 @@ The ground truth is worked out here, by its own arithmetic, not with the worker'
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
 import threading
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from drukte.kafka import bootstrap
 from tests.e2e.conftest import MIN, Stack, http_get, iso, wait_for
 from tests.e2e.test_footfall_path import by_window
 
@@ -201,8 +204,8 @@ def count_when(stack: Stack, pred: Callable[[int], bool], timeout_s: float = 90,
     return n
 
 
-def settled(stack: Stack, quiet_s: float = 1.5) -> list[dict[str, Any]]:
-    """Every record on busyness.zone.v1 once no new one has come for `quiet_s` (after a kill)."""
+def settled(stack: Stack, quiet_s: float = 1.5, topic: str = "busyness.zone.v1") -> list[dict[str, Any]]:
+    """Every record on `topic` once no new one has come for `quiet_s` (after a kill)."""
     last = (-1, time.monotonic())
 
     def quiet(rs: list[dict[str, Any]]) -> bool:
@@ -211,7 +214,7 @@ def settled(stack: Stack, quiet_s: float = 1.5) -> list[dict[str, Any]]:
             last = (len(rs), time.monotonic())
         return time.monotonic() - last[1] >= quiet_s
 
-    return stack.consume("busyness.zone.v1", quiet, timeout_s=30)
+    return stack.consume(topic, quiet, timeout_s=30)
 
 
 def settled_count(stack: Stack, quiet_s: float = 1.5) -> int:
@@ -225,3 +228,19 @@ def metric(port: int, name: str) -> float:
     assert isinstance(body, str)
     return sum(float(ln.rsplit(" ", 1)[1]) for ln in body.splitlines()
                if ln.startswith((name + " ", name + "{")))
+
+
+def committed(stack: Stack, group: str, topic: str) -> int:
+    """The offsets `group` has committed on `topic`, summed over its partitions (asked as the group's consumer
+    does: Tansu's answer to the admin client's request does not decode)."""
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(stack.broker.url), group_id=group,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            return sum([await consumer.committed(tp) or 0 for tp in tps])
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
