@@ -50,14 +50,27 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def has_card_number(raw: bytes) -> bool:
+_YEAR_MS = 365 * 86_400_000
+
+
+def timestamp_like(digits: str, now_ms: int) -> bool:
+    """A bare run of 13, 16 or 19 digits that reads as epoch milli-, micro- or nanoseconds within ten years
+    before and one after `now_ms`: an id made from the clock, not a card (no card scheme starts with 17 or 18)."""
+    scale = {13: 1, 16: 1_000, 19: 1_000_000}.get(len(digits))
+    return scale is not None and now_ms - 10 * _YEAR_MS <= int(digits) // scale <= now_ms + _YEAR_MS
+
+
+def has_card_number(raw: bytes, now_ms: int | None = None) -> bool:
     """True when `raw` holds a 13–19 digit run (spaces or dashes allowed between digits) that passes Luhn.
 
     Every window of 13–19 digits inside a longer run is tried as well: a number glued to other digits
-    (a timestamp, an id) must not slip through.
+    must not slip through. With `now_ms`, a bare run that is a clock reading (`timestamp_like`) is not a card
+    number: one in ten epoch-millisecond ids would pass Luhn and refuse a whole batch.
     """
     for m in _DIGIT_RUN.finditer(raw):
         digits = re.sub(rb"[ -]", b"", m.group()).decode()
+        if now_ms is not None and digits == m.group().decode() and timestamp_like(digits, now_ms):
+            continue
         for size in range(13, min(19, len(digits)) + 1):
             for at in range(len(digits) - size + 1):
                 if luhn_ok(digits[at:at + size]):
@@ -110,7 +123,7 @@ class PaymentParser:
     def parse(self, raw: bytes, now_ms: int) -> ParsedPayments:
         if len(raw) > MAX_MESSAGE_BYTES:
             return ParsedPayments(rejections=[Rejection(TOO_LARGE, f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}", None)])
-        if has_card_number(raw):
+        if has_card_number(raw, now_ms):
             # Checked before decoding: a card number must be refused however it arrives (any field, bad JSON).
             # The batch's other `card_ref` tokens must not reach the rejected topic either: fields masked (P1).
             try:

@@ -194,3 +194,20 @@ def test_sets_and_keys_are_forgotten_when_the_window_closes() -> None:
     assert cards.forget(HOUR, idle_before_ms=100) == 2  # nothing added to Bruul's window since 10: idle
     assert cards.size("acq", "mechelen-vismarkt", "all", HOUR) == 1
     assert cards.open_windows() == 1
+
+
+@given(st.integers(min_value=-10 * 365 * 86_400_000 + 1, max_value=365 * 86_400_000 - 1),
+       st.sampled_from([1, 1_000, 1_000_000]))
+def test_clock_readings_in_ids_are_not_card_numbers(offset_ms: int, scale: int) -> None:
+    """An acquirer's batch id made from epoch ms (µs, ns) must not refuse the batch one time in ten."""
+    stamp = (NOW + offset_ms) * scale
+    raw = f'{{"batch_id": "acq-a/{stamp}", "sent_at": "2026-11-27T13:15:09Z"}}'.encode()
+    assert not has_card_number(raw, NOW)
+    assert has_card_number(f'{{"card_ref": "{PAN}"}}'.encode(), NOW)
+
+
+def test_a_batch_id_with_epoch_ms_passing_luhn_is_accepted(parser: PaymentParser) -> None:
+    stamp = next(str(NOW - i) for i in range(100) if luhn_ok(str(NOW - i)))
+    parsed = parser.parse(batch(batch_id=f"acq-a/{stamp}", transactions=[tx()]), NOW)
+    assert parsed.rejections == []
+    assert len(parsed.transactions) == 1
