@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -23,6 +24,7 @@ from drukte.metrics import ApiMetrics
 from drukte.settings import Settings
 from streams.daytype import day_bounds
 from streams.freshness import AS_OF_MS, refresh, unknown_live
+from streams.levels import LABELS
 from streams.opening import is_open
 from streams.registry import City, Registry, Zone
 from streams.today import empty_profile, today_view
@@ -156,7 +158,8 @@ def build_router(ctx: Context) -> APIRouter:
 
 
 async def _update_ages(ctx: Context) -> None:
-    """Set `drukte_live_age_seconds` per city from the store; +Inf for a city without data (never 'fresh')."""
+    """Set per city from the store: `drukte_live_age_seconds` (+Inf without data, never "fresh"), the zones per
+    level as `/live` serves them now (`drukte_zones_by_level`) and the stale ones (`drukte_zones_stale`)."""
     zone_ids = list(ctx.registry.zones)
     try:
         stored = await ctx.store.live(zone_ids)
@@ -170,6 +173,16 @@ async def _update_ages(ctx: Context) -> None:
         if isinstance(as_of, int):
             city_id = ctx.registry.city_of_zone[zone_id].id
             newest[city_id] = max(newest.get(city_id, as_of), as_of)
+    levels: dict[str, Counter[str]] = {c.id: Counter() for c in ctx.registry.cities}
+    stale: Counter[str] = Counter()
+    for zone_id, obj in zip(zone_ids, stored, strict=True):
+        view = ctx.view(ctx.registry.zones[zone_id], obj, now)
+        city_id = ctx.registry.city_of_zone[zone_id].id
+        levels[city_id][view["level"]["key"]] += 1
+        stale[city_id] += bool(view["quality"]["stale"]) and view["level"]["key"] != "closed"  # a shut street may sleep
     for city in ctx.registry.cities:
+        for key in LABELS:
+            ctx.metrics.zones_by_level.labels(city.id, key).set(levels[city.id][key])
+        ctx.metrics.zones_stale.labels(city.id).set(stale[city.id])
         age = max(0, now - newest[city.id]) / 1000 if city.id in newest else float("inf")
         ctx.metrics.data_age.labels(city.id).set(age)

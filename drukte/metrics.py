@@ -68,6 +68,11 @@ class ApiMetrics:
             "drukte_api_redis_errors_total", "Redis errors seen by the API", registry=registry)
         self.data_age = Gauge(
             "drukte_live_age_seconds", "Age of the newest live object per city", ["city"], registry=registry)
+        self.zones_by_level = Gauge(
+            "drukte_zones_by_level", "Zones per city by the level /live serves now (stale data counts as unknown)",
+            ["city", "level"], registry=registry)
+        self.zones_stale = Gauge(
+            "drukte_zones_stale", "Zones per city whose live data is stale or missing", ["city"], registry=registry)
         self.rate_limited = Counter(
             "drukte_api_rate_limited_total", "Requests refused with 429 by the per-client rate limit",
             registry=registry)

@@ -116,3 +116,19 @@ async def test_a_zone_without_data_is_closed_outside_its_opening_hours(client: h
     body = await get(client, "/v1/cities/mechelen/live")
     assert [z["level"]["key"] for z in body["zones"]] == ["closed", "unknown"]  # the Vismarkt never closes
     assert body["zones"][0]["level"]["label"]["nl"] == "Gesloten"
+
+
+async def test_metrics_count_zones_by_level_and_stale_ones_per_city(client: httpx.AsyncClient, clock: Clock) -> None:
+    async def scrape() -> str:
+        resp = await client.get("/metrics")
+        assert resp.status_code == 200
+        return resp.text
+
+    text = await scrape()  # Friday 15:06: both zones open, neither has data
+    assert 'drukte_zones_by_level{city="mechelen",level="unknown"} 2.0' in text
+    assert 'drukte_zones_stale{city="mechelen"} 2.0' in text
+    clock.now_ms = NIGHT  # the Bruul is shut: closed, not stale; the Vismarkt never closes
+    text = await scrape()
+    assert 'drukte_zones_by_level{city="mechelen",level="closed"} 1.0' in text
+    assert 'drukte_zones_by_level{city="mechelen",level="unknown"} 1.0' in text
+    assert 'drukte_zones_stale{city="mechelen"} 1.0' in text
