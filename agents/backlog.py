@@ -1,4 +1,5 @@
-"""Is an ingest agent behind its input? Clock ticks wait while it is, or they would overtake a backlog."""
+"""Which input partitions has an ingest agent read to the end? Clock ticks vouch only for those: a tick written
+while a backlog is unread would make its sources look idle and close their windows before its data arrives."""
 
 from __future__ import annotations
 
@@ -16,23 +17,33 @@ class Backlog:
     def processed(self, tp: Any, offset: int) -> None:
         self.offsets[tp] = offset
 
-    async def behind(self, consumer: Any) -> bool:
-        """True while an assigned partition of the topic has records not processed yet. A partition not fetched
-        since its assignment counts as behind: after a restart, ticks wait until the input missed meanwhile is
-        read (its sources were not idle; the worker was down)."""
+    async def caught_up(self, consumer: Any) -> tuple[list[int], bool]:
+        """The input partitions this worker owns and has read to the end, and whether that is all it owns.
+
+        On a caught-up partition the high watermark of the last fetch is not past the next offset to process
+        (after the last one processed, never before the committed offset). A partition not fetched yet since
+        its assignment is not caught up: after a restart, the input missed meanwhile is such a backlog (its
+        sources were not silent, the worker was down)."""
         # faust-streaming 0.15.3 keeps the committed offsets (sought at assignment, updated per commit) here
         committed: dict[Any, int | None] = cast(Any, consumer)._committed_offset
+        ready, owned = [], 0
         for tp in consumer.assignment():
             if tp.topic != self.topic:
                 continue
+            owned += 1
             highwater = consumer.highwater(tp)
             if highwater is None:
-                return True
+                continue
             done = self.offsets.get(tp)
             start = committed.get(tp)
             if start is None and done is None:
                 start = await consumer.position(tp)  # a new group: from the log start, where the fetch began
             next_offset = 0 if done is None else done + 1
-            if highwater > max(next_offset, start or 0):
-                return True
-        return False
+            if highwater <= max(next_offset, start or 0):
+                ready.append(tp.partition)
+        return sorted(ready), len(ready) == owned
+
+    async def behind(self, consumer: Any) -> bool:
+        """True while any input partition this worker owns is not read to the end."""
+        _ready, everything = await self.caught_up(consumer)
+        return not everything

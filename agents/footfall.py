@@ -6,13 +6,14 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any
 
 import faust
 import orjson
 
 import schemas
 from agents.app import Topics
+from agents.backlog import Backlog
 from agents.store import LiveStore
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
@@ -74,7 +75,7 @@ class FootfallPath:
         self.clock = clock
         self.partitions = settings.partitions
         self.tick_s = settings.tick_s
-        self.ingest_offsets: dict[Any, int] = {}  # input partition → last offset processed
+        self.backlog = Backlog(topics.footfall.get_topic_name())  # input partition → last offset processed
         self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
         self.usual = UsualModel(registry, lambda zone, day: self.engine.history(self.table, zone, day),
@@ -93,7 +94,7 @@ class FootfallPath:
         async for event in stream.events():
             t0 = time.perf_counter()
             now = self.clock()
-            self.ingest_offsets[event.message.tp] = event.message.offset
+            self.backlog.processed(event.message.tp, event.message.offset)
             parsed = self.parser.parse(event.value, now)
             self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc()
             for rej in parsed.rejections:
@@ -215,31 +216,9 @@ class FootfallPath:
                 self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)
 
     async def caught_up(self) -> list[int]:
-        """The input partitions this worker owns and has read to the end: on each, the high watermark of the
-        last fetch is not past the next offset to process (after the last one processed, never before the
-        committed offset). A partition not fetched yet since its assignment is not caught up. Only sources of
-        these partitions can be idle for sure: a tick written while a backlog is unread would make its sources
-        look idle and close their windows before its regrouped readings arrive (after a restart the input
-        missed meanwhile is such a backlog: its sources were not silent, the worker was down)."""
-        consumer = self.app.consumer
-        footfall = self.topics.footfall.get_topic_name()
-        # faust-streaming 0.15.3 keeps the committed offsets (sought at assignment, updated per commit) here
-        committed: dict[Any, int | None] = cast(Any, consumer)._committed_offset
-        ready = []
-        for tp in consumer.assignment():
-            if tp.topic != footfall:
-                continue
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            done = self.ingest_offsets.get(tp)
-            start = committed.get(tp)
-            if start is None and done is None:
-                start = await consumer.position(tp)  # a new group: from the log start, where the fetch began
-            next_offset = 0 if done is None else done + 1
-            if highwater <= max(next_offset, start or 0):
-                ready.append(tp.partition)
-        return sorted(ready)
+        """The input partitions this worker owns and has read to the end (`agents.backlog.Backlog`)."""
+        ready, _everything = await self.backlog.caught_up(self.app.consumer)
+        return ready
 
     async def ticks(self) -> None:
         """Clock ticks to every partition of the zone topic: they carry the log's time to idle zones, and the
