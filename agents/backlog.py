@@ -42,8 +42,3 @@ class Backlog:
             if highwater <= max(next_offset, start or 0):
                 ready.append(tp.partition)
         return sorted(ready), len(ready) == owned
-
-    async def behind(self, consumer: Any) -> bool:
-        """True while any input partition this worker owns is not read to the end."""
-        _ready, everything = await self.caught_up(consumer)
-        return not everything

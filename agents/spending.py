@@ -73,6 +73,8 @@ class SpendingPath:
         self.cards = DistinctCards(secrets.token_bytes)  # process memory only (P2, P3)
         self.backlog = Backlog(topics.payments.get_topic_name())
         self.data_ms = 0  # the newest payment time this process has read: the card sets' clock
+        # zone-topic partition → input partition → newest tick that vouched for it (memory: ticks keep coming)
+        self.vouched: dict[int, dict[int, int]] = {}
         self.merchants = {z: sector_merchants(registry, z) for z in registry.zones}
         self.table = app.Table("zone-spending", default=None, partitions=settings.partitions)
         app.agent(topics.payments, name="drukte.spending.ingest")(self.ingest)
@@ -98,6 +100,7 @@ class SpendingPath:
                 records = zone_records(parsed, mask_text(parsed.source), mask_text(parsed.batch_id), self.window_ms,
                                        self.cards, now)
                 for (zone_id, _start), rec in sorted(records.items()):
+                    rec["p"] = event.message.partition  # the input partition a tick must vouch for
                     await self.topics.byzone.send(key=zone_id.encode(), value=orjson.dumps(rec), force=True)
             self.forget(now)
             self.metrics.batch_seconds.labels("payments").observe(time.perf_counter() - t0)
@@ -119,7 +122,11 @@ class SpendingPath:
             msg = event.message
             doc = orjson.loads(event.value)
             if "tick" in doc:
-                await self.close_due(msg.partition, int(msg.timestamp * 1000))
+                tick_ms = int(msg.timestamp * 1000)
+                seen = self.vouched.setdefault(msg.partition, {})
+                for p in doc.get("in", []):
+                    seen[p] = max(seen.get(p, 0), tick_ms)
+                await self.close_due(msg.partition, tick_ms)
             else:
                 self.apply(bytes(event.key).decode(), msg.partition, doc)
             self.metrics.batch_seconds.labels("spending").observe(time.perf_counter() - t0)
@@ -140,6 +147,8 @@ class SpendingPath:
         if rec["x"] and not add_transactions(cell, rec["b"], rec["x"]):
             self.metrics.spend_duplicates.inc()
         add_cards(cell, rec["s"], rec["c"])
+        if "p" in rec and rec["p"] not in cell.setdefault("ps", []):
+            cell["ps"].append(rec["p"])
         self.table[key] = cell
         if cell["f"]:
             # P9: a final cell is never republished; late payments only complete the usual's history
@@ -165,7 +174,14 @@ class SpendingPath:
 
         Topic first (awaited), then the store, then final: a crash in between republishes the same cell."""
         part = self._part(partition)
-        due = [k for k in part["open"] if int(k.rsplit("|", 1)[1]) + self.window_ms + self.grace_ms <= tick_ms]
+        seen = self.vouched.get(partition, {})
+
+        def over(key: str) -> bool:
+            end = int(key.rsplit("|", 1)[1]) + self.window_ms + self.grace_ms
+            inputs = self.table[key].get("ps", [])
+            return end <= tick_ms and all(seen.get(p, 0) >= end for p in inputs)
+
+        due = [k for k in part["open"] if over(k)]
         if due:
             newest = await self._publish(due)
             await self.store.publish_spending([obj for _start, obj in newest.values()])
@@ -215,9 +231,11 @@ class SpendingPath:
         return keep
 
     async def ticks(self) -> None:
+        """Clock ticks to every partition of the zone topic, vouching for the payments partitions this worker
+        owns and has read to the end: a cell closes once every input partition it has data from is vouched for
+        past its end + grace, so neither a backlog nor another worker's clock closes it early."""
         self.forget(self.clock())
-        if await self.backlog.behind(self.app.consumer):
-            return
-        tick = orjson.dumps({"tick": 1})
+        ready, _everything = await self.backlog.caught_up(self.app.consumer)
+        tick = orjson.dumps({"tick": 1, "in": ready})
         for p in range(self.partitions):
             await self.topics.byzone.send(key=None, value=tick, partition=p, force=True)
