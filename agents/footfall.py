@@ -66,6 +66,15 @@ def rejection_record(rej: Rejection, event: faust.EventT[bytes], now_ms: int) ->
     return out
 
 
+async def send_rejection(topic: faust.TopicT, metrics: WorkerMetrics, rej: Rejection, event: faust.EventT[bytes],
+                         now_ms: int) -> None:
+    """Count a rejection and send its record to `ingest.rejected.v1`, keyed by the input key, masked: the key is
+    whatever the sender chose, so it is masked like the payload (P1)."""
+    metrics.rejected.labels(rej.reason).inc()
+    key = mask_text(bytes(event.key or b"").decode("utf-8", "replace")[:128]).encode()
+    await topic.send(key=key, value=rejection_record(rej, event, now_ms), force=True)
+
+
 class FootfallPath:
     """Wires the pure core into two agents and a clock-tick timer on a Faust app."""
 
@@ -98,10 +107,7 @@ class FootfallPath:
             parsed = self.parser.parse(event.value, now)
             self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc()
             for rej in parsed.rejections:
-                self.metrics.rejected.labels(rej.reason).inc()
-                # the input key is whatever the sender chose: mask it like the payload (P1)
-                key = mask_text(bytes(event.key or b"").decode("utf-8", "replace")[:128]).encode()
-                await self.topics.rejected.send(key=key, value=rejection_record(rej, event, now), force=True)
+                await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
             by_zone: dict[str, list[Reading]] = defaultdict(list)
             for r in parsed.readings:
                 by_zone[r.zone_id].append(r)

@@ -14,7 +14,7 @@ import orjson
 
 import schemas
 from agents.backlog import Backlog
-from agents.footfall import rejection_record, wall_ms
+from agents.footfall import send_rejection, wall_ms
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
 from streams.cardcount import DistinctCards
@@ -90,9 +90,7 @@ class SpendingPath:
             parsed = self.parser.parse(event.value, now)
             self.metrics.messages_in.labels(topic).inc()
             for rej in parsed.rejections:
-                self.metrics.rejected.labels(rej.reason).inc()
-                key = mask_text(bytes(event.key or b"").decode("utf-8", "replace")[:128]).encode()
-                await self.topics.rejected.send(key=key, value=rejection_record(rej, event, now), force=True)
+                await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
             self.metrics.payments_in.labels("totals").inc(len(parsed.totals))
             self.metrics.payments_in.labels("transactions").inc(len(parsed.transactions))
             if parsed.source is not None and parsed.batch_id is not None:
