@@ -18,6 +18,9 @@ from streams.opening import DAY_KEYS, OpeningHours, parse_spans
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 SENSOR_KINDS = ("street", "entrance")
+# WiFi/Bluetooth scanners: they count distinct devices (devices.detections.v1), not passers-by, so they are kept
+# apart from the counters (`Zone.device_sensors`) and never count towards the footfall's sensors.
+DEVICE_SENSOR_KINDS = ("wifi", "ble")
 SECTORS = ("fashion", "food_and_drink", "groceries", "personal_care", "leisure", "other_retail")
 LEVEL_KEYS = ("normal", "busy", "very_busy")
 # Visitors per hour at which a zone becomes normal / busy / very busy, unless the registry says otherwise.
@@ -54,6 +57,7 @@ class Zone:
     levels: Levels
     area_m2: int | None = None
     opening: OpeningHours | None = None  # None: never `closed` (a square with bars, or no hours configured)
+    device_sensors: tuple[Sensor, ...] = ()  # kinds of DEVICE_SENSOR_KINDS; none or at least 3 (P7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,7 @@ class Registry:
     # Lookups derived from `cities`/`merchants`; left out of eq and hash so a Registry stays hashable.
     zones: dict[str, Zone] = field(init=False, repr=False, compare=False)
     sensors: dict[str, Sensor] = field(init=False, repr=False, compare=False)
+    device_sensors: dict[str, Sensor] = field(init=False, repr=False, compare=False)
     city_of_zone: dict[str, City] = field(init=False, repr=False, compare=False)
     merchants_by_id: dict[str, Merchant] = field(init=False, repr=False, compare=False)
 
@@ -96,6 +101,7 @@ class Registry:
         zones = {z.id: z for c in self.cities for z in c.zones}
         object.__setattr__(self, "zones", zones)
         object.__setattr__(self, "sensors", {s.id: s for z in zones.values() for s in z.sensors})
+        object.__setattr__(self, "device_sensors", {s.id: s for z in zones.values() for s in z.device_sensors})
         object.__setattr__(self, "city_of_zone", {z.id: c for c in self.cities for z in c.zones})
         object.__setattr__(self, "merchants_by_id", {m.id: m for m in self.merchants})
 
@@ -280,7 +286,8 @@ def _sensor(ck: _Checker, node: yaml.Node, zone_id: str | None, what: str) -> Se
     kind = ck.text(m, "kind", f"sensor {sid or '?'}")
     if sid:
         ck.unique("sensor", sid, m.values["id"])
-    if kind is not None and kind not in SENSOR_KINDS:
+    if kind is not None and kind not in SENSOR_KINDS + DEVICE_SENSOR_KINDS:
+        # names the counters only (tests/unit/test_registry.py pins the text); wifi and ble are accepted too
         ck.fail(m.values["kind"], f"sensor {sid or '?'}: kind {kind!r} must be one of {', '.join(SENSOR_KINDS)}")
         return None
     if sid and zone_id and kind:
@@ -306,11 +313,16 @@ def _zone(ck: _Checker, node: yaml.Node, city_id: str | None, city_levels: Level
     snodes = ck.nonempty_seq(snode, f"{zwhat} sensors", m.node, MIN_SENSORS_PER_ZONE,
                              f"{zwhat}: needs at least {MIN_SENSORS_PER_ZONE} sensors, has {n_sensors} "
                              "(privacy rule P7: one counter must not reveal one shop)")
-    sensors = [s for sn in snodes if (s := _sensor(ck, sn, zid, zwhat)) is not None]
+    found = [s for sn in snodes if (s := _sensor(ck, sn, zid, zwhat)) is not None]
+    sensors = [s for s in found if s.kind in SENSOR_KINDS]
+    devices = [s for s in found if s.kind in DEVICE_SENSOR_KINDS]
+    if 0 < len(devices) < MIN_SENSORS_PER_ZONE:
+        ck.fail(m.node, f"{zwhat}: has {len(devices)} wifi/ble sensors; needs none or at least "
+                        f"{MIN_SENSORS_PER_ZONE} (privacy rule P7)")
     zlevels = _levels(ck, m.get("levels"), city_levels, zwhat)
     opening = _opening(ck, m.get("opening_hours"), city_opening, zwhat)
     if zid and city_id and name:
-        return Zone(zid, name, city_id, tuple(sensors), zlevels, area, opening)
+        return Zone(zid, name, city_id, tuple(sensors), zlevels, area, opening, tuple(devices))
     return None
 
 
