@@ -89,7 +89,7 @@ class FootfallPath:
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
         self.usual = UsualModel(registry, lambda zone, day: self.engine.history(self.table, zone, day),
                                 window_ms=settings.window_s * 1000, weeks=settings.baseline_weeks,
-                                min_sensors=settings.min_sensors)
+                                min_sensors=settings.min_sensors, k_min=settings.k_min)
         self.engine = WindowEngine(WindowConfig(
             window_ms=settings.window_s * 1000, grace_ms=settings.grace_s * 1000, idle_ms=settings.idle_s * 1000,
             live_ms=settings.live_s * 1000, retention_ms=RETENTION_MS), self.usual.calendar)

@@ -32,7 +32,8 @@ def ms(d: date, hour: int, minute: int = 0) -> int:
 def model_with(values: dict[tuple[date, int, int], int], sensors: int = 3) -> UsualModel:
     """History as the engine keeps it: d|zone|date → {slot: [visitors, sensors]}."""
     days: dict[str, dict[str, list[int]]] = {}
-    model = UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=W, weeks=8, min_sensors=3)
+    model = UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=W, weeks=8, min_sensors=3,
+                       k_min=15)
     for (d, hour, minute), v in values.items():
         day, slot = model.calendar("z", ms(d, hour, minute))
         days.setdefault(day, {})[str(slot)] = [v, sensors]
