@@ -75,8 +75,22 @@ class Privacy(BaseModel):
     noise: str = Field(description="`none`, or `dp` when differential-privacy noise was added")
 
 
+class DevicesLive(BaseModel):
+    """Distinct WiFi/BLE devices in the zone's newest published device window (PRIVACY.md P1–P3, P6, P7)."""
+
+    visitors: VisitorRange | None = Field(description="distinct devices, as a range; null if suppressed")
+    suppressed: bool = Field(description="numbers withheld by the privacy rules")
+    reason: str | None = Field(description="why numbers are withheld: below_k or few_sensors")
+    as_of: AwareDatetime | None = Field(description="end of that window; null before the first one")
+    window: Window | None
+    stale: bool = Field(description="true when the window is older than the configured limit")
+
+
 class ZoneLive(BaseModel):
-    """The live object of one zone: the last `DRUKTE_LIVE_S` seconds of published windows, summed."""
+    """The live object of one zone: the last `DRUKTE_LIVE_S` seconds of published windows, summed.
+
+    A zone with WiFi/BLE scanners in the registry also carries `devices` (see `DevicesLive`); other zones
+    have no such member."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [LIVE_EXAMPLE]})
 
