@@ -14,6 +14,7 @@ from drukte.metrics import WorkerMetrics
 from streams.storekeys import (
     HEARTBEAT_KEY,
     UPDATES_CHANNEL,
+    devices_key,
     live_key,
     profile_key,
     sensors_key,
@@ -74,6 +75,12 @@ class RedisStore:
             await pipe.execute()
 
         await self._retry(write)
+
+    async def publish_devices(self, objects: list[dict[str, Any]]) -> None:
+        """The newest distinct-device window per zone (a range or none, never an address), in one MSET. Not
+        announced on the updates channel: the API reads it with the zone's live object."""
+        if objects:
+            await self._retry(lambda: self._redis.mset({devices_key(o["zone_id"]): orjson.dumps(o) for o in objects}))
 
     async def publish_sensors(self, views: list[dict[str, Any]]) -> None:
         """Sensor health per zone; best effort (the next report rewrites it), never blocks the stream."""
