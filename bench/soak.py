@@ -56,7 +56,6 @@ FLANDERS = REPO / "deploy" / "registry" / "flanders.yaml"
 APP_ID = "drukte-soak"
 MINUTE_MS = 60_000
 SEED = 2026  # the simulator's default seed: regenerated batches are exact duplicates of what it sent
-WARM_MINUTE = 2  # the simulator's 30-minute backfill is through by then: later windows close live
 
 
 def scaled_registry(text: str, copies: int) -> str:
@@ -152,7 +151,7 @@ def bucket_delta(now: dict[str, Any], before: dict[str, Any] | None) -> dict[str
 
 
 def live_latency(end: dict[str, Any], warm: dict[str, Any] | None) -> dict[str, Any]:
-    """close -> store from minute `WARM_MINUTE` to the end (the backfill's windows, closed at start, left out):
+    """close -> store from the base minute to the end (the simulator's backfill, closed at start, left out):
     count, mean and the buckets holding p50/p95/p99."""
     w = warm or {"count": 0, "sum_s": 0.0, "buckets": {}}
     count = end["count"] - w["count"]
@@ -172,7 +171,8 @@ class Soak:
         self.injected = {"bad": 0, "duplicate_batches": 0, "duplicate_readings": 0}
         self.api_requests = {"ok": 0, "other": 0}
         self.samples: list[dict[str, Any]] = []
-        self.warm_hist: dict[str, Any] | None = None  # close -> store at minute `WARM_MINUTE`
+        self.base_minute = min(args.base_minute, max(1, args.minutes // 2))
+        self.warm_hist: dict[str, Any] | None = None  # close -> store at the base minute
 
     def env(self, broker: embedded.Service, store: embedded.Service) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRUKTE_")}
@@ -270,7 +270,7 @@ class Soak:
                     "loadavg": os.getloadavg()[0],
                 }
                 prev_hist = hist or prev_hist
-                if minute == WARM_MINUTE:
+                if minute == self.base_minute:
                     self.warm_hist = hist
                 self.samples.append(sample)
                 print(row(sample), flush=True)
@@ -287,7 +287,7 @@ class Soak:
     def result(self, final: list[tuple[str, str, float]], died: dict[str, int], t_start: float,
                load_before: tuple[float, float, float]) -> dict[str, Any]:
         a = self.args
-        base_minute = min(a.base_minute, max(1, a.minutes // 2))
+        base_minute = self.base_minute
         base = next((s for s in self.samples if s["minute"] == base_minute), None)
         end = self.samples[-1] if self.samples else None
         rss: dict[str, Any] = {}
@@ -355,7 +355,7 @@ def summary(res: dict[str, Any]) -> str:
         f"API {r['api']['at_base_mb']} -> {r['api']['at_end_mb']} MB ({fmt_pct(r['api']['change'])}), "
         f"from minute {res['base_minute']} to the end; tolerance {res['config']['rss_tolerance']:.0%}",
         f"consumer lag max {res['consumer_lag']['max']}, at the end {res['consumer_lag']['end']}; close -> store "
-        f"from minute {WARM_MINUTE}: "
+        f"from minute {res['base_minute']}: "
         f"{c2s.get('count')} windows, mean {c2s.get('mean_s')} s, p50 <= {c2s.get('p50_le_s')} s, "
         f"p95 <= {c2s.get('p95_le_s')} s, p99 <= {c2s.get('p99_le_s')} s",
         f"worker counters: {fc}",
