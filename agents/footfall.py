@@ -20,6 +20,7 @@ from drukte.settings import Settings
 from streams.footfall import FootfallParser, IngestPolicy, Reading, Rejection
 from streams.forecast import forecast
 from streams.masking import MAX_TEXT, mask_text
+from streams.noise import Noise
 from streams.publication import PrivacyPolicy, Usual, live_object
 from streams.registry import Registry
 from streams.timegrid import format_ts
@@ -94,6 +95,7 @@ class FootfallPath:
             window_ms=settings.window_s * 1000, grace_ms=settings.grace_s * 1000, idle_ms=settings.idle_s * 1000,
             live_ms=settings.live_s * 1000, retention_ms=RETENTION_MS), self.usual.calendar)
         self.privacy = PrivacyPolicy(k_min=settings.k_min, min_sensors=settings.min_sensors)
+        self.noise = Noise.for_registry(registry, self.usual.calendar, settings.min_sensors)  # P10, DP cities
         self.table = app.Table("zone-windows", default=None, partitions=settings.partitions)
         app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
         app.agent(topics.byzone, name="drukte.footfall.windows")(self.windows)
@@ -185,9 +187,13 @@ class FootfallPath:
         """Topic first (awaited), then Redis, then the caller marks them final: a crash in between
         republishes the same bytes instead of losing a window."""
         cfg = self.engine.cfg
+        cells, drawn = self.noise.publishable(self.table, cells)  # P10: noisy counts, drawn once per window
+        if drawn:  # the draws reach the changelog before anything is published: a republish reads them (P9)
+            await self.app.producer.flush()
         self.usual.forget()
         windows, futures = [], []
-        recents = {z: self.engine.recent_with(self.table, z, cells) for z in {c.zone_id for c in cells}}
+        recents = {z: self.noise.recall(self.table, self.engine.recent_with(self.table, z, cells))
+                   for z in {c.zone_id for c in cells}}
         for cell in cells:
             zone = self.registry.zones[cell.zone_id]
             city = self.registry.city_of_zone[cell.zone_id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,12 @@ LEVEL_KEYS = ("normal", "busy", "very_busy")
 # Visitors per hour at which a zone becomes normal / busy / very busy, unless the registry says otherwise.
 DEFAULT_LEVELS = {"normal": 300, "busy": 1500, "very_busy": 3500}
 MIN_SENSORS_PER_ZONE = 3
+# P10: ε per published window (sensitivity 1: one passage) and the ε a zone may spend in one local day; the
+# default budget lets every 5-minute window of a day be published at the default ε. ε above MAX_EPSILON per
+# window would add noise of well under one person: no protection worth the name, so it is refused as a typo.
+DEFAULT_EPSILON = 0.5
+DEFAULT_DAILY_BUDGET = 144.0
+MAX_EPSILON = 10.0
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 # The plain scalar types of YAML; anything else (`!!python/...`, custom `!tags`) is refused, never constructed.
@@ -70,6 +77,15 @@ class SpendRules:
 
 
 @dataclass(frozen=True, slots=True)
+class DpRules:
+    """P10 for a city's footfall: discrete Laplace noise of ε per window, at most `daily_budget` ε per zone and
+    local day (then the zone publishes no numbers until the next day)."""
+
+    epsilon: float = DEFAULT_EPSILON
+    daily_budget: float = DEFAULT_DAILY_BUDGET
+
+
+@dataclass(frozen=True, slots=True)
 class City:
     id: str
     name: str
@@ -77,6 +93,7 @@ class City:
     country: str
     zones: tuple[Zone, ...]
     spending: SpendRules = SpendRules()
+    dp: DpRules | None = None  # None: no noise (`privacy.noise = "none"`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +238,22 @@ class _Checker:
             return None
         return value
 
+    def positive(self, m: _Map, key: str, what: str, maximum: float | None = None) -> float | None:
+        """An optional number > 0 (and ≤ `maximum`), whole or decimal."""
+        node = self._scalar(m, key, what, required=False)
+        if node is None:
+            return None
+        try:
+            value: Any = self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            value = None
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        if not ok or (maximum is not None and value > maximum):
+            bound = f" and at most {maximum:g}" if maximum is not None else ""
+            self.fail(node, f"{what}: {key} must be a number above 0{bound}, got {node.value!r}")
+            return None
+        return float(value)
+
     def ident(self, m: _Map, key: str, what: str) -> str | None:
         value = self.text(m, key, what)
         if value is not None and not ID_RE.match(value):
@@ -353,8 +386,8 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
     m = ck.mapping(node, "city")
     if m is None:
         return None
-    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels", "spending", "opening_hours"},
-                    "city")
+    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels", "spending", "opening_hours",
+                        "privacy"}, "city")
     cid = ck.ident(m, "id", f"city #{nr}")
     what = f"city {cid or f'#{nr}'}"
     name = ck.text(m, "name", what)
@@ -377,8 +410,9 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
     city_opening = _opening(ck, m.get("opening_hours"), None, what)
     zones = [z for zn in znodes if (z := _zone(ck, zn, cid, city_levels, what, city_opening)) is not None]
     rules = _spend_rules(ck, m.get("spending"), what)
+    dp = _privacy(ck, m.get("privacy"), what)
     if cid and name and tz and country:
-        return City(cid, name, tz, country, tuple(zones), rules)
+        return City(cid, name, tz, country, tuple(zones), rules, dp)
     return None
 
 
@@ -399,6 +433,32 @@ def _spend_rules(ck: _Checker, node: yaml.Node | None, what: str) -> SpendRules:
                 f"{what} spending: max_top2_pct {top2} is looser than the privacy floor {base.max_top2_pct}")
         top2 = None
     return SpendRules(merchants or base.min_merchants, cards or base.min_cards, top2 or base.max_top2_pct)
+
+
+def _privacy(ck: _Checker, node: yaml.Node | None, what: str) -> DpRules | None:
+    """A city's `privacy:` block; `dp:` switches differential privacy on (P10): `epsilon` per window and
+    `daily_budget` per zone and local day, each optional (defaults 0.5 and 144), the budget at least one ε."""
+    if node is None:
+        return None
+    m = ck.mapping(node, f"{what} privacy")
+    if m is None:
+        return None
+    ck.unknown_keys(m, {"dp"}, f"{what} privacy")
+    dnode = m.get("dp")
+    if dnode is None:
+        return None
+    dm = ck.mapping(dnode, f"{what} privacy dp")
+    if dm is None:
+        return None
+    ck.unknown_keys(dm, {"epsilon", "daily_budget"}, f"{what} privacy dp")
+    eps = ck.positive(dm, "epsilon", f"{what} privacy dp", MAX_EPSILON)
+    budget = ck.positive(dm, "daily_budget", f"{what} privacy dp")
+    rules = DpRules(eps or DEFAULT_EPSILON, budget or DEFAULT_DAILY_BUDGET)
+    if budget is not None and budget < rules.epsilon:
+        ck.fail(dm.values["daily_budget"], f"{what} privacy dp: daily_budget {budget:g} is less than one window's "
+                                           f"epsilon {rules.epsilon:g}: the zone could never publish a number")
+        return None
+    return rules
 
 
 def _merchant(ck: _Checker, node: yaml.Node) -> Merchant | None:
