@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                    "(e.g. a `git archive HEAD` snapshot while the working tree is mid-edit)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds allowed per contender and run (the worker's cap; its rate at the cap is reported)")
-    p.add_argument("--faust-cap-s", type=float, default=90.0, help="seconds the Faust reference app may run")
+    p.add_argument("--faust-cap-s", type=float, default=60.0, help="seconds the Faust reference app may run")
     args = p.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the broker, store and contender processes are stopped by their `finally`
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

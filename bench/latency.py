@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import random
 import shutil
@@ -206,7 +207,7 @@ def pcts(xs: list[float]) -> dict[str, Any]:
         return {"n": 0, "p50_s": None, "p99_s": None, "max_s": None}
 
     def q(p: float) -> float:
-        return round(xs[min(len(xs) - 1, max(0, round(p * len(xs) + 0.5) - 1))], 3)
+        return round(xs[min(len(xs) - 1, max(0, math.ceil(p * len(xs)) - 1))], 3)
 
     return {"n": len(xs), "p50_s": q(0.5), "p99_s": q(0.99), "max_s": round(xs[-1], 3)}
 
