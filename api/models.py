@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 LevelKey = Literal["quiet", "normal", "busy", "very_busy", "unknown", "closed"]
 
@@ -70,9 +70,23 @@ class Quality(BaseModel):
 
 class Privacy(BaseModel):
     suppressed: bool = Field(description="numbers withheld by the privacy rules")
-    reason: str | None = Field(description="why numbers are withheld, e.g. below_k or few_sensors")
+    reason: str | None = Field(description="why numbers are withheld: below_k, few_sensors, or dp_budget (the "
+                                           "zone spent its daily differential-privacy budget)")
     k_min: int | None = Field(description="fewest people a published window may show")
     noise: str = Field(description="`none`, or `dp` when differential-privacy noise was added")
+    epsilon: float | None = Field(None, description="with `noise: dp`: the ε (privacy loss) of each published "
+                                                    "window; only present then")
+    budget_left: float | None = Field(None, description="with `noise: dp`: the ε the zone may still spend on its "
+                                                        "local day; at 0 it publishes no numbers until the next day "
+                                                        "(`reason: dp_budget`); only present then")
+
+    @model_serializer(mode="wrap")
+    def _dp_fields_only_with_dp(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # an annotated return would replace the fields in the OpenAPI schema
+        data = handler(self)
+        if self.noise != "dp":
+            data.pop("epsilon", None)
+            data.pop("budget_left", None)
+        return data
 
 
 class DevicesLive(BaseModel):

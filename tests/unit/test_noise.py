@@ -312,3 +312,12 @@ def test_production_draw_is_opendp_discrete_laplace() -> None:
     assert all(isinstance(v, int) for v in values)
     assert 990 < sum(values) / len(values) < 1010  # centred on the exact count (sd of the mean ≈ 0.14)
     assert len(set(values)) > 5  # really random, really integer
+
+
+def test_the_api_model_carries_the_dp_block_and_leaves_other_payloads_as_they_are() -> None:
+    from api.models import ZoneLive
+
+    nz, _ = noise()
+    for cells in (nz.publishable({}, [cell(200)])[0], [cell(200, zone="mechelen-bruul")]):
+        obj = {k: v for k, v in live(cells).items() if k != "as_of_ms"}
+        assert ZoneLive.model_validate(obj).model_dump(mode="json") == obj
