@@ -24,7 +24,7 @@ OUTAGE_S = 60
 # the outage must stay below the idle time (with the e2e tier's 3 s the second half is late and its windows
 # never published); live data also has the grace (docs/operations.md, "Broker unreachable").
 IDLE_S = 90
-STALE_AFTER_OUTAGE_S = 20  # the stale limit is set this far past the newest live object's age at the outage
+STALE_AFTER_OUTAGE_S = 30  # the stale limit is set this far past the newest live object's age at the outage
 
 
 def status_of(url: str) -> int:
