@@ -57,7 +57,9 @@ class DevicesPath:
         self.contributor = secrets.token_hex(4)
         self.privacy = PrivacyPolicy(k_min=settings.k_min, min_sensors=settings.min_sensors)
         self.backlog = Backlog(topics.devices.get_topic_name())
-        self.data_ms = 0  # the newest detection time this process has read: the sets' clock
+        # per input partition: the newest detection time read there, and when (wall clock); the slowest recent
+        # partition is the sets' clock, so a backlog on one partition keeps its windows' sets while it is read
+        self.data_ms: dict[Any, tuple[int, int]] = {}
         self.vouched: dict[int, dict[int, int]] = {}  # zone-topic partition → input partition → newest tick
         self.byzone = app.topic(f"{settings.app_id}-devices-byzone", partitions=settings.partitions, internal=True,
                                 key_serializer="raw", value_serializer="raw")
@@ -78,7 +80,8 @@ class DevicesPath:
                 await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
             self.metrics.detections_in.inc(len(parsed.detections))
             if parsed.detections:
-                self.data_ms = max(self.data_ms, *(min(d.ts_ms, now) for d in parsed.detections))
+                newest = max(min(d.ts_ms, now) for d in parsed.detections)
+                self.data_ms[event.message.tp] = (max(newest, self.data_ms.get(event.message.tp, (0, 0))[0]), now)
                 records = zone_records(parsed, self.counter, self.window_ms, now)
                 for (zone_id, _start), rec in sorted(records.items()):
                     rec |= {"c": self.contributor, "p": event.message.partition}
@@ -88,10 +91,16 @@ class DevicesPath:
             self.metrics.batch_seconds.labels("devices").observe(time.perf_counter() - t0)
             yield None
 
-    def forget(self, now: int) -> None:
-        """P3: drop sets and keys once the data's own clock (the newest detection read) has passed their
-        window's end + grace, or when nothing was added for a window length by the wall clock."""
-        self.counter.forget(self.data_ms - self.window_ms - self.grace_ms + 1, now - max(self.window_ms, self.grace_ms))
+    def forget(self, now: int, caught_up: bool = False) -> None:
+        """P3: drop sets and keys when nothing was added to them for a window length by the wall clock (the data
+        stopped), and, once every input partition this worker owns is read to the end (`caught_up`), when the
+        data's own clock has passed their window's end + grace on every partition that delivered detections
+        within a window length. Partitions are read in no fixed order: while a backlog is read, one partition's
+        clock may be far ahead of another's, whose detections still belong in the open sets."""
+        idle = now - max(self.window_ms, self.grace_ms)
+        clocks = [ts for ts, seen in self.data_ms.values() if seen >= idle]
+        closed = min(clocks) - self.window_ms - self.grace_ms + 1 if clocks and caught_up else 0
+        self.counter.forget(closed, idle)
         self.metrics.device_sets_open.set(self.counter.open_windows())
 
     def _part(self, partition: int) -> dict[str, Any]:
@@ -161,8 +170,8 @@ class DevicesPath:
     async def ticks(self) -> None:
         """Clock ticks to every partition of the zone topic, vouching for the input partitions this worker has
         read to the end; they also drop the sets of windows gone idle (P3) when no detection comes."""
-        self.forget(self.clock())
-        ready, _everything = await self.backlog.caught_up(self.app.consumer)
+        ready, everything = await self.backlog.caught_up(self.app.consumer)
+        self.forget(self.clock(), caught_up=everything)
         tick = orjson.dumps({"tick": 1, "in": ready})
         for p in range(self.partitions):
             await self.byzone.send(key=None, value=tick, partition=p, force=True)
