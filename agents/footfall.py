@@ -88,7 +88,8 @@ class FootfallPath:
         self.backlog = Backlog(topics.footfall.get_topic_name())  # input partition → last offset processed
         self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
-        self.usual = UsualModel(registry, lambda zone, day: self.engine.history(self.table, zone, day),
+        self.usual = UsualModel(registry, lambda zone, day: self.noise.history(  # P10: DP zones' noisy history
+            self.table, zone, day, self.engine.history(self.table, zone, day)),
                                 window_ms=settings.window_s * 1000, weeks=settings.baseline_weeks,
                                 min_sensors=settings.min_sensors, k_min=settings.k_min)
         self.engine = WindowEngine(WindowConfig(

@@ -3,7 +3,8 @@
 For a city whose registry entry has `privacy: {dp: …}`, every final zone window that would be published gets one
 noisy count, drawn once: `exact + Z` with Z discrete-Laplace of scale `1/ε` (sensitivity 1: adding or removing one
 passage changes a window's count by 1). Everything published about the window (the P6 decision, level, index,
-score, visitors range, the /live sums, the forecast's recent values) is computed from that noisy count only.
+score, visitors range, the /live sums, the forecast's recent values) is computed from that noisy count only,
+and so are the baselines that later windows are compared with (`history`).
 
 Each draw spends ε from the zone's budget for the window's local day (`daily_budget`); once the next draw would
 exceed it, the zone's windows carry no number for the rest of that day (`withheld`). Windows with too few sensors
@@ -15,6 +16,9 @@ State lives in the footfall table (`streams.windows` layout, written by assignme
                        window republished after a crash carries the same value (P9); kept 48 h
     b|{zone}|{date}    µε spent on the zone's local day (integers: no rounding drift; autumn's repeated hour
                        belongs to the same day); kept 400 days
+    h|{zone}|{day}     {slot: noisy count or null} per history day key (`d|`'s `day`, `date.2` included): the
+                       noisy twin of the `d|` history, so usual bands, the weekly peak, the usual day curve
+                       and last week's forecast read published (noisy) counts only (`history`); kept 400 days
 
 The random draw is injected (`Draw`), so tests are deterministic; production uses OpenDP's `make_laplace` over
 `atom_domain(T=int)` with `absolute_distance(T=int)`, which samples with the operating system's secure randomness.
@@ -76,6 +80,10 @@ def noise_key(zone: str, start_ms: int) -> str:
 
 def budget_key(zone: str, local_date: str) -> str:
     return f"b|{zone}|{local_date}"
+
+
+def history_key(zone: str, day: str) -> str:
+    return f"h|{zone}|{day}"
 
 
 def micro(eps: float) -> int:
@@ -161,7 +169,27 @@ class Noise:
             return [None, budget - spent]  # nothing to publish (P7) or nothing left to spend: no draw
         spent += eps
         state[bkey] = spent  # spent before the count is recorded: a crash in between overspends, never under
-        return [self.draw(c.visitors, scale_for(rules.epsilon)), budget - spent]
+        noisy = self.draw(c.visitors, scale_for(rules.epsilon))
+        day, slot = self.calendar(c.zone_id, c.start_ms)
+        hkey = history_key(c.zone_id, day)
+        state[hkey] = {**(state.get(hkey) or {}), str(slot): noisy}
+        return [noisy, budget - spent]
+
+    def history(self, state: State, zone: str, day: str, exact: dict[str, list[int]]) -> dict[str, list[int]]:
+        """The day history that baselines read (`streams.windows` `d|`: {slot: [visitors, sensors]}), for a DP
+        zone with each window's published noisy count instead of its exact one. A window without a noisy count
+        is left out (withheld by the budget, or published before DP was switched on), except those with too few
+        sensors, which baselines skip anyway. Without DP: `exact` as it is."""
+        if zone not in self.rules:
+            return exact
+        noisy = state.get(history_key(zone, day)) or {}
+        out: dict[str, list[int]] = {}
+        for slot, (_visitors, sensors) in exact.items():
+            if noisy.get(slot) is not None:
+                out[slot] = [int(noisy[slot]), sensors]
+            elif sensors < self.min_sensors:
+                out[slot] = [0, sensors]
+        return out
 
     def _forget(self, state: State, zone: str, start_ms: int, oldest_ms: int) -> None:
         """When the window at `start_ms` is the zone's first of a new local day: drop the zone's noisy counts
@@ -177,7 +205,7 @@ class Noise:
             if kzone != zone:
                 continue
             if (kind == "n" and rest.lstrip("-").isdigit() and int(rest) < oldest_ms - NOISE_KEEP_MS) or (
-                    kind == "b" and rest < oldest_day):
+                    kind in ("b", "h") and rest < oldest_day):
                 del state[key]
 
 

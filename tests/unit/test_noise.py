@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.daytype import observation_key
+from streams.daytype import observation_key, slot_of_day
 from streams.errors import RegistryError
 from streams.noise import MICRO, Noise, NoisyCell, budget_key, noise_key, opendp_draw
 from streams.publication import PrivacyPolicy, live_object
@@ -43,8 +43,9 @@ REG = parse_registry(REGISTRY_TEXT)
 W = 300_000
 
 
-def CAL(zone: str, start_ms: int) -> tuple[str, int]:  # the engine's Calendar; noise reads the date only
-    return observation_key(start_ms, REG.city_of_zone[zone].timezone), 0
+def CAL(zone: str, start_ms: int) -> tuple[str, int]:  # the engine's Calendar: (history day key, slot of the day)
+    tz = REG.city_of_zone[zone].timezone
+    return observation_key(start_ms, tz), slot_of_day(start_ms, tz, W)
 
 
 POLICY = PrivacyPolicy(k_min=15, min_sensors=3)
@@ -207,7 +208,8 @@ def test_recall_shows_past_windows_as_published_and_never_draws() -> None:
 
 def test_old_noise_is_forgotten_when_a_zone_starts_a_new_day() -> None:
     nz, _ = noise(FakeDraw((0,)))
-    state: dict[str, Any] = {"b|leuven-a|2025-10-01": 5, "b|leuven-a|2025-11-01": 5, "b|leuven-b|2025-10-01": 5}
+    state: dict[str, Any] = {"b|leuven-a|2025-10-01": 5, "b|leuven-a|2025-11-01": 5, "b|leuven-b|2025-10-01": 5,
+                             "h|leuven-a|2025-10-01": {"1": 20}}
     nz.publishable(state, [cell(100, 0, t0=T0 - 3 * DAY), cell(100, 0, t0=T0 - 1 * DAY)])
     nz.publishable(state, [cell(100, 0, t0=T0 - 2 * DAY), cell(100, 1, t0=T0 - 2 * DAY)])
     nz.publishable(state, [cell(100, 1, t0=T0)])  # a new day for leuven-a: 48 h back is kept
@@ -215,6 +217,7 @@ def test_old_noise_is_forgotten_when_a_zone_starts_a_new_day() -> None:
     assert {noise_key("leuven-a", T0 - 2 * DAY + W), noise_key("leuven-a", T0 - DAY), noise_key("leuven-a", T0 + W)
             } <= set(state)
     assert "b|leuven-a|2025-10-01" not in state
+    assert "h|leuven-a|2025-10-01" not in state
     assert "b|leuven-a|2025-11-01" in state
     assert "b|leuven-b|2025-10-01" in state  # another zone's keys are its own
 
@@ -321,3 +324,18 @@ def test_the_api_model_carries_the_dp_block_and_leaves_other_payloads_as_they_ar
     for cells in (nz.publishable({}, [cell(200)])[0], [cell(200, zone="mechelen-bruul")]):
         obj = {k: v for k, v in live(cells).items() if k != "as_of_ms"}
         assert ZoneLive.model_validate(obj).model_dump(mode="json") == obj
+
+
+def test_baselines_read_the_published_noisy_history_only() -> None:
+    nz, _ = noise(FakeDraw((0, 5)))
+    state: dict[str, Any] = {}
+    budget_day = [cell(100, i) for i in range(4)]  # budget for three: the fourth is withheld
+    nz.publishable(state, [*budget_day, cell(300, 4, sensors=2)])
+    day = observation_key(T0, "Europe/Brussels")
+    assert CAL("leuven-a", T0) == (day, 170)  # 14:10
+    exact = {str(s): [100, 3] for s in range(170, 174)} | {"174": [300, 2], "160": [80, 3]}  # 160: before DP
+    assert nz.history(state, "leuven-a", day, exact) == {
+        "170": [100, 3], "171": [105, 3], "172": [100, 3],  # the noisy counts as published
+        "174": [0, 2],  # too few sensors: baselines skip it anyway
+    }  # 173 (withheld by the budget) and 160 (published before DP) are left out: no published count
+    assert nz.history(state, "mechelen-bruul", day, exact) == exact  # no DP: the exact history
