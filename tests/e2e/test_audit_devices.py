@@ -112,12 +112,12 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         pid = worker(s)
         s.records = stack.consume("devices.zone.v1", lambda rs: len(rs) >= 6, timeout_s=90)
 
-        # a window still to come when the worker stops: 10 phones and the test phone, then after the restart
+        # a window still to come when the worker stops: 14 phones and the test phone, then after the restart
         # 5 others and the test phone again
         s.open_w = (int(time.time() * 1000) + 35_000) // W * W
-        first = crowd("tt-main", s.open_w, 40, 10, phone=True)
+        first = crowd("tt-main", s.open_w, 40, 14, phone=True)
         produce(stack, first)
-        wait_detections(s, 6 * 16 + 4 * 1 + 11)
+        wait_detections(s, 6 * 16 + 4 * 1 + 15)
         stack.procs[-1].send_signal(signal.SIGTERM)
         assert stack.procs[-1].wait(30) == 0
         pid = worker(s)
@@ -215,10 +215,11 @@ def test_the_test_phone_is_not_linkable_across_zones_or_windows(session: Session
 
 def test_no_key_or_set_survives_a_restart(session: Session) -> None:
     s = session
-    # the old process counted 11 (ten and the phone), the new one 6 (five and the phone again): 17 → 10–20.
-    # Had the set survived the restart, the new process would have counted 16 and the window 27 → 20–30.
+    # the old process counted 15 (14 and the phone), the new one 6 (five and the phone again): 21 → 20–30.
+    # Had the set survived the restart (or the new process re-read the old one's input), the new process would
+    # have counted 20 and the window 35 → 30–40; one count per window instead of one per process: 15 → 10–20.
     restarted = windows_of(s.records)[("tt-main", s.open_w)]
-    assert restarted["visitors"] == {"min": 10, "max": 20}
+    assert restarted["visitors"] == {"min": 20, "max": 30}
     assert restarted["quality"]["sensors_reporting"] == 3
     files = [p for p in (s.stack.tmp / "data").rglob("*") if p.is_file()]
     topics = non_input_topics(s.stack.broker.url, [t.name for t in INPUT_TOPICS])
