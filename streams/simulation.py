@@ -316,7 +316,8 @@ def history_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int
 
 DEVICE_SHARE = 0.4  # share of passers-by whose phone a WiFi/BLE scanner picks up (probing, Bluetooth on)
 DEVICE_SEEN = 0.6  # chance that each of a zone's scanners sees a phone that passes (at least one does)
-PHONES_PER_PEAK = 3.0  # a city's phones: this many times the summed hourly peaks of its scanned zones
+PHONES_PER_PEAK = 1.0  # a city's phones: this many times the summed hourly peaks of its scanned zones (people
+# walk up and down a street and between streets: a phone comes back within the hour)
 
 
 def _address(seed: int, phone: int) -> str:

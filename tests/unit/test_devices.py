@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from streams.errors import RegistryError
 from streams.pseudonyms import DistinctCounter, WindowKey
 from streams.publication import PrivacyPolicy
 from streams.registry import parse_registry
+from streams.simulation import device_batches
+from streams.timegrid import parse_ts
 
 TOPIC = "devices.detections.v1"
 NOW = 1_795_785_300_000  # 2026-11-27T13:15:00Z
@@ -259,3 +262,25 @@ def test_registry_keeps_scanners_apart_from_counters() -> None:
     assert "mech-bruul-w1" not in REGISTRY.sensors  # a footfall reading from a scanner is an unknown sensor
     with pytest.raises(RegistryError, match="has 2 wifi/ble sensors; needs none or at least 3"):
         parse_registry(REGISTRY_TEXT.replace(", {id: mech-bruul-w3, kind: ble}", ""))
+
+
+# -- the simulator ----------------------------------------------------------------------------------------------
+def test_simulated_detections_are_valid_and_the_same_phones_come_back() -> None:
+    start = NOW - NOW % 3_600_000 - 24 * 3_600_000  # the day before, 14:00 in Mechelen: shops open
+    out = device_batches(REGISTRY, "mechelen", start, start + 30 * MIN, seed=7)
+    validate = jsonschema.Draft202012Validator(schemas.load(TOPIC))
+    assert out
+    assert all(validate.is_valid(b) for b in out)
+    assert {b["sensor_id"] for b in out} <= set(REGISTRY.device_sensors)  # IJzerenleen has no scanners
+    assert out == [b for m in range(30) for b in device_batches(REGISTRY, "mechelen", start + m * MIN,
+                                                                start + (m + 1) * MIN, seed=7)]
+    zone_windows: dict[str, set[tuple[str, int]]] = {}
+    for b in out:
+        zone = REGISTRY.device_sensors[b["sensor_id"]].zone_id
+        for d in b["detections"]:
+            assert re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", d["device_address"])
+            zone_windows.setdefault(d["device_address"], set()).add((zone, parse_ts(d["ts"]) // W))
+    assert any(len({z for z, _ in seen}) > 1 for seen in zone_windows.values())  # seen in both zones
+    assert any(len({w for _, w in seen}) > 1 for seen in zone_windows.values())  # and in two windows
+    parser = DetectionParser(schemas.load(TOPIC), REGISTRY, max_future_ms=0, max_age_ms=10 * 86_400_000)
+    assert all(parser.parse(orjson.dumps(b), start + 31 * MIN).rejections == [] for b in out)
