@@ -17,10 +17,27 @@ from typing import NoReturn
 SetName = tuple[str, ...]  # which set of a zone window, e.g. (source, sector) for cards, ("all",) for devices
 
 
-class WindowKey:
+class _ProcessOnly:
+    """Refuses pickling, copying and deep-copying: what it holds must not leave the process (P2, P3)."""
+
+    __slots__ = ()
+    _refusal = "process memory only"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(self._refusal)
+
+    def __copy__(self) -> NoReturn:
+        self.__reduce__()
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        self.__reduce__()
+
+
+class WindowKey(_ProcessOnly):
     """An HMAC key that cannot leave the process: no pickling, no copying, no repr of its bytes."""
 
     __slots__ = ("_secret",)
+    _refusal = "a window key is process memory only (P2); it cannot be pickled or serialised"
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 32:
@@ -31,27 +48,19 @@ class WindowKey:
     def pseudonym(self, ref: str) -> bytes:
         return hmac.new(self._secret, ref.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
 
-    def __reduce__(self) -> NoReturn:
-        msg = "a window key is process memory only (P2); it cannot be pickled or serialised"
-        raise TypeError(msg)
-
-    def __copy__(self) -> NoReturn:
-        self.__reduce__()
-
-    def __deepcopy__(self, memo: object) -> NoReturn:
-        self.__reduce__()
-
     def __repr__(self) -> str:
         return "WindowKey(<secret>)"
 
 
-class DistinctCounter:
+class DistinctCounter(_ProcessOnly):
     """Sets of pseudonyms per (zone, window start, set name); one key per (zone, window start), shared by the
     zone window's sets, so one identifier is one pseudonym in all of them and in none elsewhere.
 
     `new_secret` gives fresh random bytes (the worker passes `secrets.token_bytes`); injected so the core
     stays free of I/O and tests can be deterministic.
     """
+
+    _refusal = "pseudonym sets are process memory only (P2, P3); they cannot be pickled or serialised"
 
     def __init__(self, new_secret: Callable[[int], bytes]) -> None:
         self._new_secret = new_secret
@@ -87,16 +96,6 @@ class DistinctCounter:
             self._keys.pop(zk, None)
             del self._touched[zk]
         return len(gone)
-
-    def __reduce__(self) -> NoReturn:
-        msg = "pseudonym sets are process memory only (P2, P3); they cannot be pickled or serialised"
-        raise TypeError(msg)
-
-    def __copy__(self) -> NoReturn:
-        self.__reduce__()
-
-    def __deepcopy__(self, memo: object) -> NoReturn:
-        self.__reduce__()
 
     def open_windows(self) -> int:
         return len(self._keys)
