@@ -5,6 +5,7 @@ publishes as before."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from streams.daytype import observation_key
 from streams.publication import visitors_range
 from streams.timegrid import parse_ts
 from tests.e2e.conftest import MIN, Stack, http_get, iso, wait_for
+from tests.e2e.workload import count_when, kill9
 
 pytestmark = pytest.mark.e2e
 REGISTRY = str(Path(__file__).with_name("registry-dp.yaml"))
@@ -26,16 +28,40 @@ WINDOWS = 10
 EPSILON, BUDGET = 0.5, 3.0  # registry-dp.yaml: six windows a day get numbers
 
 
-def batches(base: int) -> list[bytes]:
+def batches(base: int, zones: tuple[str, ...] = ("dp-main", "pt-main")) -> list[bytes]:
     """Ten minutes of 100 people a minute on each of three sensors, in both zones: 300 per window."""
     out = []
     for m in range(WINDOWS):
         st = base + m * MIN
         readings = [{"sensor_id": f"{z}-0{i}", "start": iso(st), "seconds": 60, "in": 50, "out": 50}
-                    for z in ("dp-main", "pt-main") for i in (1, 2, 3)]
+                    for z in zones for i in (1, 2, 3)]
         out.append(orjson.dumps({"source": "gw-dp-01", "batch_id": f"gw-dp-01/{m}", "sent_at": iso(st + MIN),
                                  "readings": readings}))
     return out
+
+
+def windows(rs: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Published windows by (zone, start); a window published twice must be byte-identical (P9)."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rs:
+        key = (r["zone_id"], parse_ts(r["window"]["start"]))
+        assert out.get(key, r) == r, f"window {key} published in two versions"
+        out[key] = r
+    return out
+
+
+def expected_budget(starts: list[int]) -> tuple[list[float], list[bool], dict[str, float]]:
+    """Per window: the budget left after it and whether it has a number; and ε spent per local day (the test
+    may straddle local midnight, where a new budget begins)."""
+    spent: dict[str, float] = {}
+    left, numbers = [], []
+    for s in starts:
+        day = observation_key(s, "Europe/Brussels").split(".")[0]
+        has = spent.get(day, 0.0) + EPSILON <= BUDGET
+        spent[day] = spent.get(day, 0.0) + (EPSILON if has else 0.0)
+        left.append(BUDGET - spent[day])
+        numbers.append(has)
+    return left, numbers, spent
 
 
 def changelog(stack: Stack, until: Any, timeout_s: float = 30) -> dict[str, Any]:
@@ -68,14 +94,6 @@ def test_dp_city_publishes_noisy_counts_until_its_budget_is_spent(stack: Stack) 
     stack.spawn("api", "--port", str(api_port), log="api", DRUKTE_REGISTRY=REGISTRY, DRUKTE_STALE_S="900")
     stack.produce(batches(base), key=b"gw-dp-01")
 
-    def windows(rs: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-        out: dict[tuple[str, int], dict[str, Any]] = {}
-        for r in rs:
-            key = (r["zone_id"], parse_ts(r["window"]["start"]))
-            assert out.get(key, r) == r, f"window {key} published in two versions"
-            out[key] = r
-        return out
-
     records = stack.consume("busyness.zone.v1", lambda rs: len(windows(rs)) >= 2 * WINDOWS, timeout_s=120)
     published = windows(records)
     starts = [base + m * MIN for m in range(WINDOWS)]
@@ -86,15 +104,8 @@ def test_dp_city_publishes_noisy_counts_until_its_budget_is_spent(stack: Stack) 
                                                          "noise": "none"}
         assert published[("pt-main", s)]["visitors"] == {"min": 300, "max": 310}
 
-    # with DP: six windows of a local day get a number (the test may straddle local midnight: a new budget)
-    spent: dict[str, float] = {}
-    expect_left, expect_numbers = [], []
-    for s in starts:
-        day = observation_key(s, "Europe/Brussels").split(".")[0]
-        has = spent.get(day, 0.0) + EPSILON <= BUDGET
-        spent[day] = spent.get(day, 0.0) + (EPSILON if has else 0.0)
-        expect_left.append(BUDGET - spent[day])
-        expect_numbers.append(has)
+    # with DP: six windows of a local day get a number
+    expect_left, expect_numbers, spent = expected_budget(starts)
     dp = [published[("dp-main", s)] for s in starts]
     assert [o["privacy"]["noise"] for o in dp] == ["dp"] * WINDOWS
     assert [o["privacy"]["epsilon"] for o in dp] == [EPSILON] * WINDOWS
@@ -128,3 +139,33 @@ def test_dp_city_publishes_noisy_counts_until_its_budget_is_spent(stack: Stack) 
     assert status == 200
     assert isinstance(city, dict)
     assert city["zones"][0]["privacy"]["noise"] == "none"
+
+
+def test_a_window_republished_after_a_crash_keeps_its_noise(stack: Stack) -> None:
+    """kill -9 after windows went to the topic but before their store write (the store is frozen), so before they
+    were marked final: the restarted worker publishes them again, byte for byte, with the noise drawn before the
+    crash (read back from the table's changelog), and the budget is not spent twice."""
+    now = int(time.time() * 1000)
+    base = now - now % MIN - 13 * MIN
+    msgs = batches(base, zones=("dp-main",))
+    starts = [base + m * MIN for m in range(WINDOWS)]
+    w1 = stack.spawn("worker", log="worker1", DRUKTE_REGISTRY=REGISTRY)
+    stack.produce(msgs[:3], key=b"gw-dp-01")
+    at_freeze = count_when(stack, lambda n: n >= 2)
+    store = stack.store.proc
+    store.send_signal(signal.SIGSTOP)
+    try:
+        stack.produce(msgs[3:], key=b"gw-dp-01")
+        count_when(stack, lambda n: n > at_freeze, distinct=False)  # sent to the topic, stuck on the store write
+        kill9(w1)
+    finally:
+        store.send_signal(signal.SIGCONT)
+    time.sleep(8)  # Tansu keeps a killed member until its session is over (see test_faults_kill)
+    stack.spawn("worker", log="worker2", DRUKTE_REGISTRY=REGISTRY)
+    records = stack.consume("busyness.zone.v1", lambda rs: len(windows(rs)) >= WINDOWS, timeout_s=120)
+    published = windows(records)  # one version of each window
+    assert len(records) > len(published), "no window was republished"
+    expect_left, expect_numbers, _spent = expected_budget(starts)
+    dp = [published[("dp-main", s)] for s in starts]
+    assert [o["privacy"]["budget_left"] for o in dp] == expect_left  # nothing spent twice
+    assert [o["visitors"] is not None for o in dp] == expect_numbers
