@@ -10,6 +10,7 @@ their end (older ones are history nobody reads live), so the newest window of ea
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import statistics
 import subprocess
@@ -98,6 +99,7 @@ def visitors_range(n: int) -> dict[str, int]:
     return {"min": n - n % step, "max": n - n % step + step}
 
 
+@functools.cache
 def day_type(d: date) -> str:
     return "sun" if d in holidays.country_holidays("BE", years=d.year) else d.strftime("%a").lower()
 
@@ -127,11 +129,9 @@ def smoothed(values: Callable[[int], float | None], t: int) -> float | None:
     return sum(w * v for w, v in pairs if v is not None) / sum(w for w, v in pairs if v is not None)
 
 
-def expected_forecast(truth: dict[int, int], now_end: int) -> list[tuple[int, float | None]]:
+def expected_forecast(truth: dict[int, int], usual: Callable[[int], float | None],
+                      now_end: int) -> list[tuple[int, float | None]]:
     """(window start, forecast visitors) for the windows of the next two hours after `now_end`."""
-    def usual(t: int) -> float | None:
-        return expected_p50(truth, t)
-
     def last_week(t: int) -> float | None:
         """The same local time a week earlier; a window below k counts as k / 2 (`streams.usual`)."""
         week_ago = datetime.fromtimestamp(t / 1000, TZ).replace(tzinfo=None) - timedelta(days=7)
@@ -142,16 +142,15 @@ def expected_forecast(truth: dict[int, int], now_end: int) -> list[tuple[int, fl
         c = smoothed(usual, t)
         return c if c is not None else smoothed(last_week, t)
 
-    seen = {s: float(v) for s, v in truth.items() if now_end - LOOKBACK <= s < now_end and v >= K_MIN}
-    newest = seen[max(seen)] if seen else None
+    seen = {s: (float(v), curve(s)) for s, v in truth.items() if now_end - LOOKBACK <= s < now_end and v >= K_MIN}
+    newest = seen[max(seen)][0] if seen else None
     ahead = [(t, curve(t)) for t in range(now_end, now_end + HORIZON, HOUR)]
     if all(c is None for _, c in ahead):
         return [(t, newest) for t, _ in ahead]
     factors = []
     for half_life in (SHORT_HALF_LIFE, LONG_HALF_LIFE):
         num = den = PRIOR
-        for s, v in seen.items():
-            c = curve(s)
+        for s, (v, c) in seen.items():
             if c is not None:
                 w = 0.5 ** ((now_end - s - HOUR) / half_life)
                 num, den = num + w * v, den + w * c
@@ -167,11 +166,12 @@ def expected_forecast(truth: dict[int, int], now_end: int) -> list[tuple[int, fl
 def expected_entries(truth: dict[int, int], now_end: int, zone: str) -> list[dict[str, Any]]:
     """The published form: an index against the window's usual median and a level; under k: quiet, no index."""
     levels = parse_registry(REGISTRY.read_text()).zones[zone].levels
+    usual = functools.cache(lambda t: expected_p50(truth, t))
     out = []
-    for t, v in expected_forecast(truth, now_end):
+    for t, v in expected_forecast(truth, usual, now_end):
         if v is None:
             continue
-        p50 = expected_p50(truth, t)
+        p50 = usual(t)
         low = v < K_MIN
         # hourly windows: the forecast is already visitors per hour, the unit of the thresholds
         level = ("quiet" if low or v < levels.normal else "normal" if v < levels.busy
