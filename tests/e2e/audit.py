@@ -156,7 +156,10 @@ def identifier_forms(address: str) -> dict[str, str]:
 def find_forms(places: Mapping[str, Iterable[bytes]], texts: Mapping[str, str], address: str) -> list[str]:
     """Where any `identifier_forms` of `address` occurs in records or texts, case-insensitively, as
     `place: form`."""
-    forms = {name: form.lower() for name, form in identifier_forms(address).items()}
+    forms: dict[str, str] = {}
+    for name, form in identifier_forms(address).items():
+        if form.lower() not in forms.values():
+            forms[name] = form.lower()
     found = []
     for where, values in [*places.items(), *((k, [v.encode()]) for k, v in texts.items())]:
         for v in values:

@@ -4,6 +4,7 @@ window with the footfall's suppression and ranges (P6, P7)."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import pickle
@@ -31,6 +32,7 @@ from streams.publication import PrivacyPolicy
 from streams.registry import parse_registry
 from streams.simulation import device_batches
 from streams.timegrid import parse_ts
+from tests.e2e.audit import find_forms, identifier_forms, scan_text
 
 TOPIC = "devices.detections.v1"
 NOW = 1_795_785_300_000  # 2026-11-27T13:15:00Z
@@ -284,3 +286,15 @@ def test_simulated_detections_are_valid_and_the_same_phones_come_back() -> None:
     assert any(len({w for _, w in seen}) > 1 for seen in zone_windows.values())  # and in two windows
     parser = DetectionParser(schemas.load(TOPIC), REGISTRY, max_future_ms=0, max_age_ms=10 * 86_400_000)
     assert all(parser.parse(orjson.dumps(b), start + 31 * MIN).rejections == [] for b in out)
+
+
+# -- the auditor's scanner, as extended for devices -----------------------------------------------------------
+def test_scanner_finds_base64_digests_and_keys_but_not_names() -> None:
+    digest = base64.b64encode(hashlib.sha256(PHONE.encode()).digest()).decode()
+    key = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
+    for text in (f'{{"n": 3, "x": "{digest}"}}', f"set {key} dropped", f'"{digest.rstrip("=")}"'):
+        assert [leak.kind for leak in scan_text("t", text)] == ["b64"], text
+    name = "drukte-zone-devices-changelog-and-some-more-words"[:43]
+    assert scan_text("t", f"topic {name} created") == []
+    assert set(identifier_forms(PHONE).values()) >= {PHONE, "a45e60d21f07", hashlib.sha256(PHONE.encode()).hexdigest()}
+    assert find_forms({"redis": [b"x A45E60D21F07 y"]}, {}, PHONE) == ["redis: a4:5e:60:d2:1f:07 bare"]
