@@ -6,7 +6,8 @@ per zone, the newest live object, profile, spending object and sensors view it w
 zone's live object is back within a tick of the store answering again, not at the next window close. Older
 windows of the day (the `/today` chart before that hour) are not rewritten: they fill again only as windows
 close; `busyness.zone.v1` still holds them. Memory: one entry per zone and kind, at most `KEPT_WINDOWS`
-windows per zone (a few MB for hundreds of zones).
+windows per zone; about 45 kB per zone with the shipped registry's objects (12 windows of 2.2 kB, a 15 kB
+profile), so 11 MB for the soak's 240 zones.
 """
 
 from __future__ import annotations
