@@ -13,6 +13,7 @@ import resource
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -79,7 +80,9 @@ def main() -> int:
     except TimeoutError:
         out = {"ok": False, "error": f"timed out after {spec['timeout_s']} s"}
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    out["peak_rss_mb"] = round(ru.ru_maxrss / 1024, 1)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so it would show the bench's own size
+    out["peak_rss_mb"] = next((round(int(line.split()[1]) / 1024, 1) for line in
+                               Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:")), None)
     out["cpu_s"] = round(ru.ru_utime + ru.ru_stime, 2)
     sys.stdout.write(orjson.dumps(out).decode() + "\n")
     return 0 if out["ok"] else 1
