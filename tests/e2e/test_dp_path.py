@@ -18,6 +18,7 @@ from drukte.embedded import free_port
 from drukte.kafka import bootstrap
 from streams.daytype import observation_key
 from streams.publication import visitors_range
+from streams.storekeys import windows_key
 from streams.timegrid import parse_ts
 from tests.e2e.conftest import MIN, Stack, http_get, iso, wait_for
 from tests.e2e.workload import count_when, kill9
@@ -152,6 +153,8 @@ def test_a_window_republished_after_a_crash_keeps_its_noise(stack: Stack) -> Non
     w1 = stack.spawn("worker", log="worker1", DRUKTE_REGISTRY=REGISTRY)
     stack.produce(msgs[:3], key=b"gw-dp-01")
     at_freeze = count_when(stack, lambda n: n >= 2)
+    # their store writes done, so the worker is idle when the store freezes (not stuck on those writes)
+    wait_for("the windows in the store", lambda: stack.redis().zcard(windows_key("dp-main")) >= at_freeze)
     store = stack.store.proc
     store.send_signal(signal.SIGSTOP)
     try:
