@@ -98,8 +98,9 @@ class Noise:
         self.rules = dict(rules)  # zone id → its city's DP rules; zones absent here get no noise
         self.calendar = calendar
         self.min_sensors = min_sensors
-        # the production draw is built on first use: a worker without DP cities never loads OpenDP
-        self._draw_fn: Draw | None = draw
+        # the production draw is built here for DP cities (OpenDP's import is slow: not on the first window's
+        # publish), never for a worker without them
+        self._draw_fn: Draw | None = draw if draw is not None or not self.rules else opendp_draw()
 
     @classmethod
     def for_registry(cls, registry: Registry, calendar: Calendar, min_sensors: int,
