@@ -339,3 +339,21 @@ def test_baselines_read_the_published_noisy_history_only() -> None:
         "174": [0, 2],  # too few sensors: baselines skip it anyway
     }  # 173 (withheld by the budget) and 160 (published before DP) are left out: no published count
     assert nz.history(state, "mechelen-bruul", day, exact) == exact  # no DP: the exact history
+
+
+@settings(max_examples=200, deadline=None)
+@given(exact=st.integers(0, 400), other=st.integers(0, 400), offset=st.integers(-40, 40), sensors=st.integers(1, 4))
+def test_what_is_published_depends_on_the_noisy_count_only(exact: int, other: int, offset: int, sensors: int) -> None:
+    """A DP window is published as a window of its noisy count would be (P6 decision, level, range, all of it),
+    and two windows with different exact counts but the same noisy count publish the same object."""
+    noisy = exact + offset
+    nz, _ = noise(FakeDraw((offset,)))
+    mine = live(nz.publishable({}, [cell(exact, sensors=sensors)])[0])
+    nz2, _ = noise(FakeDraw((noisy - other,)))
+    twin = live(nz2.publishable({}, [cell(other, sensors=sensors)])[0])
+    assert mine == twin
+    plain = live([cell(noisy, sensors=sensors, zone="leuven-b")])  # the same window without DP, count = noisy
+    dp_fields = {"noise": "dp", "epsilon": 0.5, "budget_left": 1.0 if sensors >= 3 else 1.5}
+    assert mine["privacy"] == {**plain["privacy"], **dp_fields}
+    assert {k: v for k, v in mine.items() if k not in ("privacy", "zone_id", "name")} == {
+        k: v for k, v in plain.items() if k not in ("privacy", "zone_id", "name")}
