@@ -12,8 +12,9 @@ exceed it, the zone's windows carry no number for the rest of that day (`withhel
 
 State lives in the footfall table (`streams.windows` layout, written by assignment so it reaches the changelog):
 
-    n|{zone}|{start}   [noisy count or null, budget left in µε after the window]  one per published window, so a
-                       window republished after a crash carries the same value (P9); kept 48 h
+    n|{zone}|{start}   [noisy count or null, budget left in µε after the window, ε in µε]  one per published
+                       window, so a window republished after a crash carries the same values (P9), even if
+                       the registry's ε changed in between; kept 48 h
     b|{zone}|{date}    µε spent on the zone's local day (integers: no rounding drift; autumn's repeated hour
                        belongs to the same day); kept 400 days
     h|{zone}|{day}     {slot: noisy count or null} per history day key (`d|`'s `day`, `date.2` included): the
@@ -159,22 +160,23 @@ class Noise:
                 out.append(c)
                 continue
             rec = state.get(noise_key(c.zone_id, c.start_ms))
-            out.append(_noisy(c, rec if rec is not None else [None, 0], rules))
+            out.append(_noisy(c, rec if rec is not None else [None, 0, micro(rules.epsilon)], rules))
         return out
 
     def _record(self, state: State, c: Cell, rules: DpRules) -> list[int | None]:
+        """Spend ε and draw, or not; the record `n|` keeps."""
         bkey = budget_key(c.zone_id, self.day(c.zone_id, c.start_ms))
         spent = int(state.get(bkey) or 0)
         eps, budget = micro(rules.epsilon), micro(rules.daily_budget)
         if c.sensors < self.min_sensors or spent + eps > budget:
-            return [None, budget - spent]  # nothing to publish (P7) or nothing left to spend: no draw
+            return [None, budget - spent, eps]  # nothing to publish (P7) or nothing left to spend: no draw
         spent += eps
         state[bkey] = spent  # spent before the count is recorded: a crash in between overspends, never under
         noisy = self.draw(c.visitors, scale_for(rules.epsilon))
         day, slot = self.calendar(c.zone_id, c.start_ms)
         hkey = history_key(c.zone_id, day)
         state[hkey] = {**(state.get(hkey) or {}), str(slot): noisy}
-        return [noisy, budget - spent]
+        return [noisy, budget - spent, eps]
 
     def history(self, state: State, zone: str, day: str, exact: dict[str, list[int]]) -> dict[str, list[int]]:
         """The day history that baselines read (`streams.windows` `d|`: {slot: [visitors, sensors]}), for a DP
@@ -211,7 +213,8 @@ class Noise:
 
 
 def _noisy(c: Cell, rec: list[int | None], rules: DpRules) -> NoisyCell:
-    value, left = rec
+    value, left = rec[0], rec[1]
+    eps = rec[2] / MICRO if len(rec) > 2 and rec[2] is not None else rules.epsilon
     return NoisyCell(c.zone_id, c.start_ms, c.end_ms, 0 if value is None else int(value), c.sensors, c.sensor_ms,
-                     epsilon=rules.epsilon, budget_left=round(int(left or 0) / MICRO, 6),
+                     epsilon=eps, budget_left=round(int(left or 0) / MICRO, 6),
                      withheld=value is None)

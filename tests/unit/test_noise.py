@@ -121,6 +121,10 @@ def test_a_republished_window_reads_its_noise_back() -> None:
     assert not wrote
     assert draw2.calls == []
     assert live(again) == live(first)  # the same bytes: never a second version (P9)
+    # … also when the registry's ε changed before the restart
+    reg = parse_registry(REGISTRY_TEXT.replace("epsilon: 0.5, daily_budget: 1.5", "epsilon: 1, daily_budget: 1.5"))
+    again, _ = Noise.for_registry(reg, CAL, 3, FakeDraw((50,))).publishable(state, [cell(201)])
+    assert live(again) == live(first)
     assert state[budget_key("leuven-a", "2026-11-27")] == MICRO // 2  # nothing spent twice
 
 
