@@ -17,9 +17,10 @@ State lives in the footfall table (`streams.windows` layout, written by assignme
                        the registry's ε changed in between; kept 48 h
     b|{zone}|{date}    µε spent on the zone's local day (integers: no rounding drift; autumn's repeated hour
                        belongs to the same day); kept 400 days
-    h|{zone}|{day}     {slot: noisy count or null} per history day key (`d|`'s `day`, `date.2` included): the
-                       noisy twin of the `d|` history, so usual bands, the weekly peak, the usual day curve
-                       and last week's forecast read published (noisy) counts only (`history`); kept 400 days
+    h|{zone}|{day}     {slot: noisy count} of the windows that drew, per history day key (`d|`'s `day`, `date.2`
+                       included): the noisy twin of the `d|` history, so usual bands, the weekly peak, the usual
+                       day curve and last week's forecast read published (noisy) counts only (`history`); kept
+                       400 days
 
 The random draw is injected (`Draw`), so tests are deterministic; production uses OpenDP's `make_laplace` over
 `atom_domain(T=int)` with `absolute_distance(T=int)`, which samples with the operating system's secure randomness.
@@ -40,7 +41,7 @@ State = MutableMapping[str, Any]
 Draw = Callable[[int, float], int]
 SENSITIVITY = 1  # one passage changes one window's count by one
 MICRO = 1_000_000  # budgets are kept in µε
-NOISE_KEEP_MS = 48 * 3_600_000  # noisy counts kept this long behind the zone's newest draw (republish, /live)
+NOISE_KEEP_MS = 48 * 3_600_000  # noisy counts kept this long (a republish, the /live span, the forecast's 6 h)
 BUDGET_KEEP_DAYS = 400
 
 
@@ -117,10 +118,6 @@ class Noise:
     def day(self, zone: str, start_ms: int) -> str:
         """The local date whose budget a window spends from (the repeated autumn hour's `date.2` is that date)."""
         return self.calendar(zone, start_ms)[0].split(".")[0]
-
-    def budget_left(self, state: State, zone: str, local_date: str) -> float:
-        rules = self.rules[zone]
-        return (micro(rules.daily_budget) - int(state.get(budget_key(zone, local_date)) or 0)) / MICRO
 
     def publishable(self, state: State, cells: list[Cell]) -> tuple[list[Cell], bool]:
         """`cells` as they may be published: unchanged for zones without DP, noisy for the others.
