@@ -18,10 +18,11 @@ from tests.e2e.conftest import Stack, iso
 from tests.e2e.test_spending_path import REGISTRY, iso_local, weeks_before
 from tests.e2e.workload import kill9
 
-# Failed once in eleven runs (27 Nov 2026): after the kill the restarted worker restored the spending table
-# (14 changelog records) and then published nothing more in 120 s (9 of 24 cells out). Not reproduced with
-# extra logging in ten runs. Left out of `make test` until explained: `pytest -m investigate`.
-pytestmark = [pytest.mark.e2e, pytest.mark.investigate]
+# Failed about once in twelve runs until 28 Nov 2026: killed before its first commit, the worker left the payments
+# and zone records uncommitted; the restarted one fetched them while Faust resumed its streams, cleared them at the
+# seek, and aiokafka's seek_to_committed never sought a partition without a commit back (agents/flushing.py,
+# `rewind_uncommitted`). The cells whose writes had not reached the changelog were then never published.
+pytestmark = pytest.mark.e2e
 HOUR = 3_600_000
 MERCHANTS = [f"f-{i}" for i in range(1, 7)] + [f"l-{i}" for i in range(1, 6)] + ["d-1", "d-2"]
 
