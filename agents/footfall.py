@@ -169,7 +169,7 @@ class FootfallPath:
                 await self.publish(take)
             for partition, state in take.states.items():
                 writes, deletes = state.changes()
-                write_back(self.table, partition, writes, deletes)
+                write_back(self.table, partition, self.engine.settle_order(writes), deletes)
                 wm = self.engine.watermark(self.table, partition)
                 self.metrics.watermark_lag.labels(str(partition)).set(max(0, self.clock() - wm) / 1000)
             self.metrics.batch_seconds.labels("windows").observe(time.perf_counter() - t0)
@@ -196,17 +196,22 @@ class FootfallPath:
             self.metrics.late_untracked.inc(res.untracked)
             if res.late:
                 self.usual.forget()  # a past day's history changed
-        cells = self.engine.due(state, partition, ts)
-        if not cells:
-            return
-        self.usual.forget()
-        recents = {z: self.engine.recent_with(state, z, cells) for z in {c.zone_id for c in cells}}
-        for cell in cells:
-            take.windows.append((cell, self.window_object(cell, recents[cell.zone_id], ts)))
-        self.engine.finalize(state, partition, cells)
-        for zone_id, recent in recents.items():
-            if recent[-1] in cells:  # the zone's live object changes (not only past windows of a replay)
-                take.lives[zone_id] = (partition, ts)
+        due = self.engine.due(state, partition, ts)
+        # Day by day: a band reads the days before its window's, so a message that closes several days at once
+        # (a replay's batch) finalizes each day before the next day's windows are made, as if they had come
+        # one message at a time.
+        days: dict[str, list[Cell]] = defaultdict(list)
+        for cell in due:
+            days[self.usual.calendar(cell.zone_id, cell.start_ms)[0].split(".")[0]].append(cell)
+        for cells in days.values():
+            self.usual.forget()
+            recents = {z: self.engine.recent_with(state, z, cells) for z in {c.zone_id for c in cells}}
+            for cell in cells:
+                take.windows.append((cell, self.window_object(cell, recents[cell.zone_id], ts)))
+            self.engine.finalize(state, partition, cells)
+            for zone_id, recent in recents.items():
+                if recent[-1] in cells:  # the zone's live object changes (not only past windows of a replay)
+                    take.lives[zone_id] = (partition, ts)
 
     def purge(self, state: Overlay, partition: int) -> None:
         """Once an hour: forget final windows past retention (late dedupe needs them only that long)."""
