@@ -154,8 +154,12 @@ class FootfallPath:
         async for events in takes(stream).take_events(self.batch_events, within=self.batch_wait_s):
             t0 = time.perf_counter()
             by_partition: dict[int, list[faust.EventT[bytes]]] = defaultdict(list)
+            owned = self.app.consumer.assignment()
             for event in events:
-                by_partition[event.message.partition].append(event)
+                # a take filled before a rebalance may hold events of partitions now another worker's: their state
+                # is no longer ours to write (the new owner reads them again from the last commit)
+                if event.message.tp in owned:
+                    by_partition[event.message.partition].append(event)
             take = Take()
             for partition, part_events in by_partition.items():
                 take.states[partition] = state = Overlay(self.table)
