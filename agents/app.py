@@ -9,7 +9,7 @@ import faust
 
 from drukte.kafka import ssl_context
 from drukte.settings import Settings
-from streams.topics import BUSYNESS, FOOTFALL, PAYMENTS, REJECTED, SPENDING, TopicSpec
+from streams.topics import BUSYNESS, DEVICES, DEVICES_ZONE, FOOTFALL, PAYMENTS, REJECTED, SPENDING, TopicSpec
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
@@ -70,6 +70,8 @@ class Topics:
     rejected: faust.TopicT
     payments: faust.TopicT
     spending: faust.TopicT
+    devices: faust.TopicT
+    devices_zone: faust.TopicT
 
 
 def _topic(app: faust.App, spec: TopicSpec, partitions: int) -> faust.TopicT:
@@ -89,4 +91,6 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         rejected=_topic(app, REJECTED, p),
         payments=_topic(app, PAYMENTS, p),
         spending=_topic(app, SPENDING, p),
+        devices=_topic(app, DEVICES, p),
+        devices_zone=_topic(app, DEVICES_ZONE, p),
     )

@@ -22,6 +22,7 @@ from drukte.settings import Settings
 from streams.footfall import FootfallParser, IngestPolicy, Reading, Rejection
 from streams.forecast import forecast
 from streams.masking import MAX_TEXT, mask_text
+from streams.noise import Noise, budget_key, history_key, noise_key
 from streams.overlay import Overlay
 from streams.publication import PrivacyPolicy, Usual, live_object
 from streams.registry import Registry
@@ -92,6 +93,15 @@ class Take:
     states: dict[int, Overlay] = field(default_factory=dict)
     windows: list[tuple[Cell, dict[str, Any]]] = field(default_factory=list)
     lives: dict[str, tuple[int, int]] = field(default_factory=dict)
+    drawn: bool = False  # DP noise drawn: its record must be in the changelog before the windows are published
+
+
+NOISE_KEYS = (noise_key("", 0)[:2], budget_key("", "")[:2], history_key("", "")[:2])  # "n|", "b|", "h|"
+
+
+def drawn_key(key: str) -> bool:
+    """Is `key` one of the noise records (`streams.noise`), written before the windows they serve go out (P9)?"""
+    return key[:2] in NOISE_KEYS
 
 
 class FootfallPath:
@@ -106,13 +116,15 @@ class FootfallPath:
         self.backlog = Backlog(topics.footfall.get_topic_name())  # input partition → last offset processed
         self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
-        self.usual = UsualModel(registry, lambda zone, day: self.engine.history(self.state, zone, day),
+        self.usual = UsualModel(registry, lambda zone, day: self.noise.history(  # P10: DP zones' noisy history
+            self.state, zone, day, self.engine.history(self.state, zone, day)),
                                 window_ms=settings.window_s * 1000, weeks=settings.baseline_weeks,
-                                min_sensors=settings.min_sensors)
+                                min_sensors=settings.min_sensors, k_min=settings.k_min)
         self.engine = WindowEngine(WindowConfig(
             window_ms=settings.window_s * 1000, grace_ms=settings.grace_s * 1000, idle_ms=settings.idle_s * 1000,
             live_ms=settings.live_s * 1000, retention_ms=RETENTION_MS), self.usual.calendar)
         self.privacy = PrivacyPolicy(k_min=settings.k_min, min_sensors=settings.min_sensors)
+        self.noise = Noise.for_registry(registry, self.usual.calendar, settings.min_sensors)  # P10, DP cities
         self.table = partition_table(app, "zone-windows", settings.partitions)
         self.state: MutableMapping[str, Any] = self.table  # what the engine reads: a take's overlay while it runs
         self.batch_events, self.batch_wait_s = settings.batch_events, settings.batch_wait_ms / 1000
@@ -169,10 +181,14 @@ class FootfallPath:
                         self.step(take, state, partition, event)
                 finally:
                     self.state = self.table
+            changes = {partition: state.changes() for partition, state in take.states.items()}
+            if take.drawn:  # the draws reach the changelog before anything is published: a republish reads them
+                for partition, (writes, _) in changes.items():
+                    write_back(self.table, partition, {k: writes.pop(k) for k in list(writes) if drawn_key(k)}, [])
+                await self.app.producer.flush()
             if take.windows:
                 await self.publish(take)
-            for partition, state in take.states.items():
-                writes, deletes = state.changes()
+            for partition, (writes, deletes) in changes.items():
                 write_back(self.table, partition, self.engine.settle_order(writes), deletes)
                 wm = self.engine.watermark(self.table, partition)
                 self.metrics.watermark_lag.labels(str(partition)).set(max(0, self.clock() - wm) / 1000)
@@ -209,13 +225,16 @@ class FootfallPath:
             days[self.usual.calendar(cell.zone_id, cell.start_ms)[0].split(".")[0]].append(cell)
         for cells in days.values():
             self.usual.forget()
-            recents = {z: self.engine.recent_with(state, z, cells) for z in {c.zone_id for c in cells}}
-            for cell in cells:
+            published, drawn = self.noise.publishable(state, cells)  # P10: noisy counts, drawn once per window
+            take.drawn = take.drawn or drawn
+            recents = {z: self.noise.recall(state, self.engine.recent_with(state, z, published))
+                       for z in {c.zone_id for c in cells}}
+            for cell in published:
                 take.windows.append((cell, self.window_object(cell, recents[cell.zone_id], ts)))
             self.engine.finalize(state, partition, cells)
             for zone_id, recent in recents.items():
-                if recent[-1] in cells:  # the zone's live object changes (not only past windows of a replay)
-                    take.lives[zone_id] = (partition, ts)
+                if any(c.zone_id == zone_id and c.start_ms == recent[-1].start_ms for c in cells):
+                    take.lives[zone_id] = (partition, ts)  # its live object changes (not only a replay's past)
 
     def purge(self, state: Overlay, partition: int) -> None:
         """Once an hour: forget final windows past retention (late dedupe needs them only that long)."""
@@ -276,7 +295,7 @@ class FootfallPath:
         for zone_id, (partition, msg_ts) in sorted(take.lives.items()):
             self.state = take.states[partition]
             try:
-                recent = self.engine.recent(self.state, zone_id)
+                recent = self.noise.recall(self.state, self.engine.recent(self.state, zone_id))
                 span = [c for c in recent if c.start_ms >= recent[-1].end_ms - cfg.live_ms]
                 zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
                 lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,

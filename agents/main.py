@@ -9,6 +9,7 @@ from faust.worker import Worker
 from prometheus_client import REGISTRY, start_http_server
 
 from agents.app import create_app, declare_topics
+from agents.devices import DevicesPath
 from agents.flushing import complete_flushes, seek_before_streaming
 from agents.footfall import FootfallPath, wall_ms
 from agents.sensors import CheckedParser, SensorWatch
@@ -19,7 +20,7 @@ from drukte.kafka import ensure_topics, security_options
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
 from streams.registry import Registry
-from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS
+from streams.topics import DEVICES_ZONE, INPUT_TOPICS, OUTPUT_TOPICS
 
 
 def run_worker(settings: Settings, registry: Registry) -> None:
@@ -33,7 +34,7 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     seek_before_streaming(app)  # no event skipped when streams start after table recovery
     assert settings.kafka_url is not None  # create_app checked it
     # Input topics with their retention (P4) before Faust would auto-create them without it.
-    asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS], settings.partitions,
+    asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS, DEVICES_ZONE], settings.partitions,
                               replication=settings.replication_factor, options=security_options(settings)))
     metrics = WorkerMetrics(REGISTRY)
     if settings.metrics_port:
@@ -44,5 +45,6 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     footfall.parser = CheckedParser(footfall.parser, SensorWatch(app, settings, registry, store, metrics, wall_ms))
     SpendingPath(app, SpendingTopics(app, settings, topics.payments, topics.spending, topics.rejected), settings,
                  registry, store, metrics)
+    DevicesPath(app, topics, settings, registry, store, metrics)
     logging.getLogger("drukte").setLevel(settings.log_level.upper())
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

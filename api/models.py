@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 LevelKey = Literal["quiet", "normal", "busy", "very_busy", "unknown", "closed"]
 
@@ -70,13 +70,41 @@ class Quality(BaseModel):
 
 class Privacy(BaseModel):
     suppressed: bool = Field(description="numbers withheld by the privacy rules")
-    reason: str | None = Field(description="why numbers are withheld, e.g. below_k or few_sensors")
+    reason: str | None = Field(description="why numbers are withheld: below_k, few_sensors, or dp_budget (the "
+                                           "zone spent its daily differential-privacy budget)")
     k_min: int | None = Field(description="fewest people a published window may show")
     noise: str = Field(description="`none`, or `dp` when differential-privacy noise was added")
+    epsilon: float | None = Field(None, description="with `noise: dp`: the ε (privacy loss) of each published "
+                                                    "window; only present then")
+    budget_left: float | None = Field(None, description="with `noise: dp`: the ε the zone may still spend on its "
+                                                        "local day; at 0 it publishes no numbers until the next day "
+                                                        "(`reason: dp_budget`); only present then")
+
+    @model_serializer(mode="wrap")
+    def _dp_fields_only_with_dp(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # an annotated return would replace the fields in the OpenAPI schema
+        data = handler(self)
+        if self.noise != "dp":
+            data.pop("epsilon", None)
+            data.pop("budget_left", None)
+        return data
+
+
+class DevicesLive(BaseModel):
+    """Distinct WiFi/BLE devices in the zone's newest published device window (PRIVACY.md P1–P3, P6, P7)."""
+
+    visitors: VisitorRange | None = Field(description="distinct devices, as a range; null if suppressed")
+    suppressed: bool = Field(description="numbers withheld by the privacy rules")
+    reason: str | None = Field(description="why numbers are withheld: below_k or few_sensors")
+    as_of: AwareDatetime | None = Field(description="end of that window; null before the first one")
+    window: Window | None
+    stale: bool = Field(description="true when the window is older than the configured limit")
 
 
 class ZoneLive(BaseModel):
-    """The live object of one zone: the last `DRUKTE_LIVE_S` seconds of published windows, summed."""
+    """The live object of one zone: the last `DRUKTE_LIVE_S` seconds of published windows, summed.
+
+    A zone with WiFi/BLE scanners in the registry also carries `devices` (see `DevicesLive`); other zones
+    have no such member."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [LIVE_EXAMPLE]})
 

@@ -23,6 +23,7 @@ from api.store import LiveStore
 from drukte.metrics import ApiMetrics
 from drukte.settings import Settings
 from streams.daytype import day_bounds
+from streams.devices import live_devices
 from streams.freshness import AS_OF_MS, refresh, unknown_live
 from streams.levels import LABELS
 from streams.opening import is_open
@@ -59,6 +60,15 @@ class Context:
         if city is None:
             raise ProblemError(HTTPStatus.NOT_FOUND, _unknown("city", city_id))
         return city
+
+    async def with_devices(self, zones: list[Zone], views: list[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+        """`views` with a `devices` member for the zones that have WiFi/BLE scanners (read in one MGET); zones
+        without scanners get none, so their live object stays the contract's §4 object."""
+        scanned = [z.id for z in zones if z.device_sensors]
+        stored = await self.store.devices(scanned)
+        stale_ms = self.settings.stale_after_s * 1000
+        return [v | {"devices": live_devices(z, stored.get(z.id), now_ms, stale_ms)} if z.device_sensors else v
+                for z, v in zip(zones, views, strict=True)]
 
     def view(self, zone: Zone, stored: dict[str, Any] | None, now_ms: int) -> dict[str, Any]:
         """The live object to serve for `zone` at `now_ms`, from what the store holds (or nothing)."""
@@ -109,7 +119,8 @@ def build_router(ctx: Context) -> APIRouter:
             "city_id": city.id,
             "name": city.name,
             "as_of": newest.get("as_of") if newest else None,
-            "zones": [ctx.view(z, s, now) for z, s in zip(city.zones, stored, strict=True)],
+            "zones": await ctx.with_devices(list(city.zones), [ctx.view(z, s, now) for z, s in
+                                                               zip(city.zones, stored, strict=True)], now),
         })
 
     @router.get("/v1/zones/{zone_id}/live", response_model=ZoneLive, tags=["live"],
@@ -117,7 +128,8 @@ def build_router(ctx: Context) -> APIRouter:
     async def zone_live(zone_id: ZoneId) -> Response:
         zone = ctx.zone(zone_id)
         [stored] = await ctx.store.live([zone.id])
-        return _json(ctx.view(zone, stored, ctx.clock()))
+        now = ctx.clock()
+        return _json((await ctx.with_devices([zone], [ctx.view(zone, stored, now)], now))[0])
 
     @router.get("/v1/zones/{zone_id}/today", tags=["live"], responses=problem_doc(404, 503),
                 summary="Today per window: usual band, live, the forecast made before it; peak and quiet hours")

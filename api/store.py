@@ -9,7 +9,15 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.storekeys import HEARTBEAT_KEY, live_key, profile_key, sensors_key, spending_key, windows_key
+from streams.storekeys import (
+    HEARTBEAT_KEY,
+    devices_key,
+    live_key,
+    profile_key,
+    sensors_key,
+    spending_key,
+    windows_key,
+)
 from streams.timegrid import parse_ts
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,13 @@ class LiveStore:
             return []
         raws: list[bytes | str | None] = await self._client.mget([live_key(z) for z in zone_ids])
         return [_decode(z, raw) for z, raw in zip(zone_ids, raws, strict=True)]
+
+    async def devices(self, zone_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """The newest published distinct-device window per zone (one MGET; none asked, no call)."""
+        if not zone_ids:
+            return {}
+        raws: list[bytes | str | None] = await self._client.mget([devices_key(z) for z in zone_ids])
+        return {z: _decode(z, raw) for z, raw in zip(zone_ids, raws, strict=True)}
 
     async def ping(self) -> bool:
         return bool(await self._client.ping())

@@ -1,9 +1,9 @@
-"""Throughput of `drukte worker` against a plain-aiokafka ceiling, on one pre-filled topic, in one invocation.
+"""Throughput of `drukte worker` against a plain-aiokafka ceiling and the obvious Faust app, on one pre-filled topic.
 
-The machine is small, shared and noisy, so absolute figures say little on their own: every run measures a
-baseline and the worker back to back on the same data, and the ratio worker/baseline is the headline.
+The machine is small, shared and noisy, so absolute figures say little on their own: every run measures every
+contender back to back on the same data, and the ratio to the ceiling *of the same run* is the headline.
 
-Set-up (once per invocation): an embedded Tansu broker and Valkey store, a registry of `zones` × `sensors`
+Set-up (once per encoding): an embedded Tansu broker and Valkey store, a registry of `zones` × `sensors`
 street counters in one city, and `footfall.counts.v1` (8 partitions) filled with deterministic readings
 before any consumer starts. One reading per sensor per minute with a daily curve, whole 5-minute windows
 only, ending at least two windows before now (nothing is "future", and the clock may close every window).
@@ -11,15 +11,18 @@ Readings go out `per_message` to a footfall batch, one gateway (source) per part
 owning every `gateways`-th zone and sending its readings in time order. The ground truth, exact visitors per
 (zone, window start) (street counters: in + out), is computed while generating, without Drukte's code.
 
-Contenders, per run, on the same topic:
+Contenders, per run, on the same topic, each in its own process and its own consumer group:
 
-- baseline: one aiokafka consumer with its own group, orjson decode, `parse_ts`, dict sums per
-  (zone, window), one Redis pipeline at the end. Done when all N readings were seen (never by end offsets:
-  Tansu's ListOffsets "latest" is wrong) and the pipeline returned.
+- baseline (bench/baseline.py): aiokafka, orjson decode, `parse_ts`, dict sums per (zone, window), one Redis
+  pipeline at the end. Done when all N readings were seen (never by end offsets: Tansu's ListOffsets "latest"
+  is wrong) and the pipeline returned; its sums are checked against the truth.
+- faust (bench/faustapp.py): the obvious Faust app, capped at `faust_cap_s`; its table's sums are copied to
+  Redis once a second and checked against the truth; done when every reading is in the table.
 - worker: `python -m drukte.cli worker` as a subprocess with its own app id and data dir. Done when every
   expected window of every zone is in `drukte:windows:{zone}`; then every stored window is checked against
   the ground truth (range holds the exact count, not suppressed), and peak RSS (VmHWM), CPU time and
   /metrics are read before it is stopped.
+- worker2: the same with two worker processes in one group (scaling out over the 8 input partitions).
 """
 
 from __future__ import annotations
@@ -49,8 +52,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import redis
-import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from drukte import embedded
 from drukte.kafka import bootstrap, ensure_topics
@@ -70,8 +72,6 @@ STALL_S = 60.0
 # Every reading the windows agent has dealt with lands in one of these (untracked: late beyond retention).
 COUNTED = ("drukte_readings_in_total", "drukte_late_readings_total", "drukte_late_untracked_readings_total",
            "drukte_duplicate_readings_total")
-# The worker's group settings with DRUKTE_FAST_GROUPS=true; the baseline joins its group with the same ones.
-FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "rebalance_timeout_ms": 3000}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPO = Path(__file__).resolve().parent.parent
 MISMATCHES_KEPT = 10
@@ -89,6 +89,8 @@ class BenchConfig:
     timeout_s: float = 600.0
     seed: int = 20261127
     worker_src: str | None = None  # run the worker from this source tree (e.g. a `git archive` snapshot)
+    contenders: tuple[str, ...] = ("baseline", "faust", "worker")  # in this order within each run
+    faust_cap_s: float = 60.0  # the Faust reference app runs this long at most; its rate at the cap is reported
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -272,74 +274,6 @@ def since(t0: float, t: float | None) -> float | None:
     return None if t is None else round(t - t0, 3)
 
 
-# -- baseline --------------------------------------------------------------------------------------------
-
-
-async def run_baseline(broker_url: str, store_url: str, ds: Dataset, group_id: str, timeout_s: float,
-                       broker_pid: int) -> dict[str, Any]:
-    """The ceiling: decode, sum per (zone, window) in a dict, one Redis pipeline write at the end."""
-    res: dict[str, Any] = {"contender": "baseline", "group_id": group_id}
-    cpu0, broker_cpu0 = time.process_time(), cpu_seconds(broker_pid)
-    t_start = time.perf_counter()
-    t_first: float | None = None
-    t_last: float | None = None
-    seen = 0
-    sums: dict[tuple[str, int], int] = {}
-    sensors, n = ds.sensors, ds.readings
-    consumer = AIOKafkaConsumer(FOOTFALL.name, bootstrap_servers=bootstrap(broker_url), group_id=group_id,
-                                auto_offset_reset="earliest", enable_auto_commit=False, **FAST_GROUP)
-    store = aioredis.Redis.from_url(store_url)
-
-    async def consume() -> None:
-        nonlocal t_first, t_last, seen
-        await consumer.start()
-        while seen < n:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                if t_first is None:
-                    t_first = time.perf_counter()
-                for rec in records:
-                    readings = orjson.loads(rec.value)["readings"]
-                    for r in readings:
-                        zone, street = sensors[r["sensor_id"]]
-                        ts = parse_ts(r["start"])
-                        key = (zone, ts - ts % WINDOW_MS)
-                        sums[key] = sums.get(key, 0) + (r["in"] + r["out"] if street else r["in"])
-                    seen += len(readings)
-        t_last = time.perf_counter()
-        pipe = store.pipeline(transaction=False)
-        by_zone: dict[str, dict[Any, int]] = defaultdict(dict)  # Any: redis-py types its keys invariantly
-        for (zone, start), visitors in sums.items():
-            by_zone[zone][str(start)] = visitors
-        for zone, mapping in by_zone.items():
-            pipe.hset(f"bench:baseline:{zone}", mapping=mapping)
-        await pipe.execute()
-
-    try:
-        await asyncio.wait_for(consume(), timeout_s)
-        res["ok"] = True
-    except TimeoutError:
-        res["ok"] = False
-        res["error"] = f"timed out after {timeout_s:.0f} s with {seen}/{n} readings seen"
-    finally:
-        await consumer.stop()
-        await store.aclose()
-    t_end = time.perf_counter()
-    wrong = [(k, v, sums.get(k)) for k, v in ds.truth.items() if sums.get(k) != v]
-    res.update(
-        readings_seen=seen,
-        correct=res["ok"] and not wrong and len(sums) == len(ds.truth),
-        mismatches=[{"zone": z, "start": iso(s), "truth": t, "got": g} for (z, s), t, g in wrong[:MISMATCHES_KEPT]],
-        first_record_s=since(t_start, t_first), last_reading_s=since(t_start, t_last),
-        total_s=round(t_end - t_start, 3) if res["ok"] else None,
-        steady_s=round(t_end - t_first, 3) if res["ok"] and t_first else None,
-        cpu_s=round(time.process_time() - cpu0, 2), broker_cpu_s=round(cpu_seconds(broker_pid) - broker_cpu0, 2),
-    )
-    res["rate_total"] = rate(n, res["total_s"])
-    res["rate_steady"] = rate(n, res["steady_s"])
-    return res
-
-
 # -- worker ----------------------------------------------------------------------------------------------
 
 
@@ -355,8 +289,10 @@ class WorkerProgress:
     max_gap_at_s: float | None = None
     last_state: tuple[float, int] = (-1.0, -1)
     timeline: list[list[float]] = field(default_factory=list)  # [t, messages in, readings counted, windows]
+    counts: list[tuple[float, float]] = field(default_factory=list)  # (perf_counter, readings counted), per poll
 
     def observe(self, now: float, msgs: float, counted: float, windows: int) -> None:
+        self.counts.append((now, counted))
         if self.timeline == [] or now - (self.t_spawn + self.timeline[-1][0]) >= 1.0:
             self.timeline.append([round(now - self.t_spawn, 2), msgs, counted, windows])
         if msgs > 0 and self.first_in is None:
@@ -447,39 +383,215 @@ def verify_windows(r: redis.Redis, ds: Dataset) -> dict[str, Any]:
             "problems_per_zone": dict(sorted(zones_hit.items())), "mismatches": problems}
 
 
+def crossing(points: list[tuple[float, float]], mark: float) -> float | None:
+    """The time a non-decreasing counter sampled at `points` (t, value) first reached `mark`, interpolated."""
+    prev: tuple[float, float] | None = None
+    for t, v in points:
+        if v >= mark:
+            if prev is None or v == prev[1]:
+                return t
+            t0, v0 = prev
+            return t0 + (t - t0) * (mark - v0) / (v - v0)
+        prev = (t, v)
+    return None
+
+
+def steady_rate(points: list[tuple[float, float]], n: int) -> float | None:
+    """Readings/s between 10 % and 90 % of `n` counted: the rate without start-up and tail."""
+    t10, t90 = crossing(points, 0.1 * n), crossing(points, 0.9 * n)
+    if t10 is None or t90 is None or t90 <= t10:
+        return None
+    return round(0.8 * n / (t90 - t10), 1)
+
+
+def compare_sums(truth: dict[tuple[str, int], int], got: dict[tuple[str, int], int]) -> dict[str, Any]:
+    """Exact sums per (zone, window) against the truth: equal, below (not all counted yet), above, unexpected."""
+    counts = {"exact": 0, "below": 0, "above": 0, "missing": 0, "unexpected": 0}
+    bad: list[dict[str, Any]] = []
+    for key, t in truth.items():
+        g = got.get(key)
+        kind = "missing" if g is None else "exact" if g == t else "below" if g < t else "above"
+        counts[kind] += 1
+        if kind != "exact" and len(bad) < MISMATCHES_KEPT:
+            bad.append({"kind": kind, "zone": key[0], "start": iso(key[1]), "truth": t, "got": g})
+    for key in got.keys() - truth.keys():
+        counts["unexpected"] += 1
+        if len(bad) < MISMATCHES_KEPT:
+            bad.append({"kind": "unexpected", "zone": key[0], "start": iso(key[1]), "got": got[key]})
+    return {"correct": counts["exact"] == len(truth) and not counts["unexpected"], "counts": counts,
+            "mismatches": bad}
+
+
+def read_sums(r: redis.Redis, prefix: str, zones: list[str]) -> dict[tuple[str, int], int]:
+    pipe = r.pipeline(transaction=False)
+    for z in zones:
+        pipe.hgetall(f"{prefix}{z}")
+    out: dict[tuple[str, int], int] = {}
+    for z, h in zip(zones, pipe.execute(), strict=True):
+        for k, v in cast(dict[bytes, bytes], h).items():
+            out[(z, int(k))] = int(v)
+    return out
+
+
+def finish(res: dict[str, Any], n: int, *, t_spawn: float, first: float | None, last: float | None,
+           counts: list[tuple[float, float]]) -> None:
+    """The common figures: total (from start), span (first record → last window published), steady (10–90 %)."""
+    res["total_s"] = since(t_spawn, last) if res["ok"] else None
+    res["span_s"] = round(last - first, 3) if res["ok"] and last and first else None
+    res["rate_total"] = rate(n, res["total_s"])
+    res["rate"] = rate(n, res["span_s"])
+    res["rate_steady"] = steady_rate(counts, n)
+    res["first_record_s"] = since(t_spawn, first)
+    done = counts[-1][1] if counts else 0
+    res["readings_done"] = int(done)
+    if not res["ok"] and first and counts:  # capped or failed: the rate reached by then
+        res["rate_at_cap"] = rate(int(done), counts[-1][0] - first)
+
+
+# -- baseline --------------------------------------------------------------------------------------------
+
+
+def run_baseline(broker: embedded.Service, store: embedded.Service, ds: Dataset, group_id: str, work: Path,
+                 timeout_s: float) -> dict[str, Any]:
+    """The ceiling (bench/baseline.py) in its own process; its sums are checked from Redis."""
+    res: dict[str, Any] = {"contender": "baseline", "group_id": group_id, "ok": False}
+    spec = work / f"{group_id}.json"
+    spec.write_bytes(orjson.dumps({
+        "broker": broker.url, "store": store.url, "group_id": group_id, "readings": ds.readings,
+        "window_ms": WINDOW_MS, "sensors": {s: [z, st] for s, (z, st) in ds.sensors.items()},
+        "timeout_s": timeout_s}))
+    r = redis.Redis.from_url(store.url)
+    for z in ds.zones:
+        r.delete(f"bench:baseline:{z}")
+    broker_cpu0 = cpu_seconds(broker.proc.pid)
+    t_spawn = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bench.baseline", str(spec)], capture_output=True,
+                          cwd=REPO, timeout=timeout_s + 30, check=False)
+    res["broker_cpu_s"] = round(cpu_seconds(broker.proc.pid) - broker_cpu0, 2)
+    try:
+        out = orjson.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, orjson.JSONDecodeError):
+        res["error"] = f"exit {proc.returncode}: {proc.stderr.decode()[-2000:]}"
+        r.close()
+        return res
+    res.update(ok=out["ok"], peak_rss_mb=out["peak_rss_mb"], cpu_s=out["cpu_s"], error=out.get("error"))
+    at = out.get("at", {})
+    # the child's clock starts after its imports: total here is from its own start, not from spawn
+    first, last = at.get("first_record"), at.get("published")
+    marks = (("p10", ds.readings // 10), ("p90", ds.readings - ds.readings // 10))
+    counts: list[tuple[float, float]] = [(at[k], float(m)) for k, m in marks if k in at]
+    res["verify"] = compare_sums(ds.truth, read_sums(r, "bench:baseline:", ds.zones))
+    r.close()
+    res["correct"] = bool(res["ok"] and res["verify"]["correct"])
+    finish(res, ds.readings, t_spawn=0.0, first=first, last=last, counts=counts)
+    res["readings_done"] = out.get("seen")
+    res["wall_s"] = round(time.perf_counter() - t_spawn, 2)
+    return res
+
+
+# -- the obvious Faust app -------------------------------------------------------------------------------
+
+
+def run_faust(broker: embedded.Service, store: embedded.Service, ds: Dataset, cfg: BenchConfig, app_id: str,
+              work: Path) -> dict[str, Any]:
+    """bench/faustapp.py as a subprocess until every window sum is published or the cap; rate at the cap."""
+    res: dict[str, Any] = {"contender": "faust", "app_id": app_id, "ok": False, "cap_s": cfg.faust_cap_s}
+    r = redis.Redis.from_url(store.url)
+    r.delete("bench:faust:progress", *[f"bench:faust:{z}" for z in ds.zones])
+    log = work / f"{app_id}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRUKTE_", "BENCH_"))}
+    env.update(BENCH_KAFKA_URL=broker.url, BENCH_REDIS_URL=store.url, BENCH_APP_ID=app_id,
+               BENCH_PARTITIONS=str(cfg.partitions), BENCH_WINDOW_S=str(WINDOW_MS // 1000),
+               BENCH_DATA_DIR=str(work / app_id))
+    broker_cpu0 = cpu_seconds(broker.proc.pid)
+    t_spawn = time.perf_counter()
+    first: float | None = None
+    last: float | None = None
+    counts: list[tuple[float, float]] = []
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.faustapp", "worker", "-l", "warn"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+    try:
+        last_report = t_spawn
+        while True:
+            now = time.perf_counter()
+            if proc.poll() is not None:
+                res["error"] = f"faust app exited with code {proc.returncode}"
+                break
+            if now - t_spawn > cfg.faust_cap_s:
+                res["error"] = f"capped at {cfg.faust_cap_s:.0f} s"
+                break
+            applied = int(r.get("bench:faust:progress") or 0)
+            counts.append((now, applied))
+            if applied and first is None:
+                first = now
+            if applied >= ds.readings:
+                last, res["ok"] = now, True
+                break
+            if now - last_report >= 10:
+                last_report = now
+                print(f"  faust +{now - t_spawn:5.0f} s: {applied:>8,} readings in the table", file=sys.stderr,
+                      flush=True)
+            time.sleep(POLL_S)
+        res["peak_rss_mb"] = peak_rss_mb(proc.pid)
+        res["cpu_s"] = round(cpu_seconds(proc.pid), 2)
+        res["broker_cpu_s"] = round(cpu_seconds(broker.proc.pid) - broker_cpu0, 2)
+        res["verify"] = compare_sums(ds.truth, read_sums(r, "bench:faust:", ds.zones))
+    finally:
+        stop_process(proc)
+        r.close()
+    res["correct"] = bool(res["ok"] and res["verify"]["correct"])
+    if not res["correct"]:
+        res["log"] = str(log)
+    finish(res, ds.readings, t_spawn=t_spawn, first=first, last=last, counts=counts)
+    return res
+
+
+# -- worker ----------------------------------------------------------------------------------------------
+
+
 def run_worker(broker: embedded.Service, store: embedded.Service, ds: Dataset, cfg: BenchConfig, registry: Path,
-               app_id: str, work: Path, timeout_s: float) -> dict[str, Any]:
-    res: dict[str, Any] = {"contender": "worker", "app_id": app_id, "ok": False}
+               app_id: str, work: Path, timeout_s: float, n_proc: int = 1) -> dict[str, Any]:
+    """`n_proc` workers in one group (same app id) until every window is in Redis, the timeout, or a stall."""
+    res: dict[str, Any] = {"contender": "worker" if n_proc == 1 else f"worker x{n_proc}", "app_id": app_id,
+                           "ok": False, "processes": n_proc}
     r = redis.Redis.from_url(store.url)
     r.flushdb()
-    data_dir = work / app_id
-    data_dir.mkdir(parents=True)
-    log = work / f"{app_id}.log"
-    port = embedded.free_port()
-    env = worker_env(broker.url, store.url, registry, cfg, app_id, data_dir, port)
     keys = [f"drukte:windows:{z}" for z in ds.zones]
     need = ds.windows_per_zone
     broker_cpu0, store_cpu0 = cpu_seconds(broker.proc.pid), cpu_seconds(store.proc.pid)
     prog = WorkerProgress(t_spawn=time.perf_counter())
     deadline = prog.t_spawn + timeout_s
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "drukte.cli", "worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cfg.worker_src or REPO)
-    res["log"] = str(log)
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    logs: list[Path] = []
+    for i in range(n_proc):
+        data_dir = work / app_id / str(i)
+        data_dir.mkdir(parents=True)
+        ports.append(embedded.free_port())
+        logs.append(work / f"{app_id}-{i}.log")
+        env = worker_env(broker.url, store.url, registry, cfg, app_id, data_dir, ports[-1])
+        with logs[-1].open("wb") as out:
+            procs.append(subprocess.Popen([sys.executable, "-m", "drukte.cli", "worker"], env=env, stdout=out,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          cwd=cfg.worker_src or REPO))
+    res["logs"] = [str(p) for p in logs]
+    last_samples: list[Samples] = [[] for _ in procs]
     try:
-        samples: Samples | None = None
         last_report = prog.t_spawn
         while True:
             now = time.perf_counter()
-            if proc.poll() is not None:
-                res["error"] = f"worker exited with code {proc.returncode}"
+            if any(p.poll() is not None for p in procs):
+                res["error"] = f"a worker exited with code {[p.returncode for p in procs]}"
                 break
             if now > deadline:
-                res["error"] = f"timed out after {timeout_s:.0f} s"
+                res["error"] = f"capped at {timeout_s:.0f} s"
                 break
-            samples = scrape(port) or samples
-            msgs = msum(samples, "drukte_messages_in_total") if samples else 0.0
-            counted = sum(msum(samples, m) for m in COUNTED) if samples else 0.0
+            for i, port in enumerate(ports):
+                last_samples[i] = scrape(port) or last_samples[i]
+            samples = [s for ss in last_samples for s in ss]
+            msgs = msum(samples, "drukte_messages_in_total")
+            counted = sum(msum(samples, m) for m in COUNTED)
             if counted >= ds.readings and prog.counted is None:
                 prog.counted = now
             pipe = r.pipeline(transaction=False)
@@ -489,21 +601,25 @@ def run_worker(broker: embedded.Service, store: embedded.Service, ds: Dataset, c
             prog.observe(now, msgs, counted, sum(cards))
             if now - last_report >= 10:
                 last_report = now
-                print(f"  worker +{now - prog.t_spawn:5.0f} s: {int(counted):>8,} readings counted, "
+                print(f"  {res['contender']} +{now - prog.t_spawn:5.0f} s: {int(counted):>8,} readings counted, "
                       f"{sum(cards):>6,}/{need * len(keys):,} windows", file=sys.stderr, flush=True)
             if all(c >= need for c in cards):
                 prog.all_windows = time.perf_counter()
                 res["ok"] = True
                 break
-            if prog.stalled_for(now) > STALL_S:
+            # only once it has counted something: on a big topic of small messages the worker reads for minutes
+            # before its first reading is counted (seen with 1M messages); the cap covers that phase
+            if counted > 0 and prog.stalled_for(now) > STALL_S:
                 res["error"] = (f"stalled: no new reading counted and no new window stored for {STALL_S:.0f} s; "
                                 f"{sum(cards):,} of {need * len(keys):,} windows stored")
                 break
             time.sleep(POLL_S)
-        # read everything while the worker still runs
-        final = scrape(port, timeout_s=5.0) or samples or []
-        res["peak_rss_mb"] = peak_rss_mb(proc.pid)
-        res["cpu_s"] = round(cpu_seconds(proc.pid), 2)
+        # read everything while the workers still run
+        final = [s for i, port in enumerate(ports) for s in (scrape(port, timeout_s=5.0) or last_samples[i])]
+        rss = [peak_rss_mb(p.pid) for p in procs]
+        res["peak_rss_mb"] = max((x for x in rss if x is not None), default=None)
+        res["peak_rss_mb_each"] = rss
+        res["cpu_s"] = round(sum(cpu_seconds(p.pid) for p in procs), 2)
         res["broker_cpu_s"] = round(cpu_seconds(broker.proc.pid) - broker_cpu0, 2)
         res["store_cpu_s"] = round(cpu_seconds(store.proc.pid) - store_cpu0, 2)
         res["metrics"] = {
@@ -518,27 +634,24 @@ def run_worker(broker: embedded.Service, store: embedded.Service, ds: Dataset, c
             "redis_errors": int(msum(final, "drukte_redis_errors_total")),
             "close_to_store": histogram(final, "drukte_window_close_to_store_seconds"),
         }
+        res["readings_per_process"] = [int(sum(msum(ss, m) for m in COUNTED)) for ss in last_samples]
         res["verify"] = verify_windows(r, ds)
     finally:
-        stop_process(proc)
+        for p in procs:
+            stop_process(p)
         r.close()
     t0 = prog.t_spawn
     res["correct"] = bool(res["ok"] and res["verify"]["correct"])
+    if res["correct"]:
+        res.pop("logs")
     res.update(
-        first_input_s=since(t0, prog.first_in), all_counted_s=since(t0, prog.counted),
-        first_window_s=since(t0, prog.first_window), total_s=since(t0, prog.all_windows),
-        steady_s=(round(prog.all_windows - prog.first_in, 3) if prog.all_windows and prog.first_in else None),
-        from_first_window_s=(round(prog.all_windows - prog.first_window, 3)
-                             if prog.all_windows and prog.first_window else None),
+        all_counted_s=since(t0, prog.counted), first_window_s=since(t0, prog.first_window),
         tail_after_counted_s=(round(prog.all_windows - prog.counted, 3)
                               if prog.all_windows and prog.counted else None),
         max_progress_gap_s=round(prog.max_gap_s, 2), max_progress_gap_at_s=since(0, prog.max_gap_at_s),
         timeline=prog.timeline,
     )
-    res["rate_total"] = rate(ds.readings, res["total_s"])
-    res["rate_steady"] = rate(ds.readings, res["steady_s"])
-    res["rate_counted"] = rate(ds.readings, (prog.counted - prog.first_in)
-                               if prog.counted and prog.first_in else None)
+    finish(res, ds.readings, t_spawn=t0, first=prog.first_in, last=prog.all_windows, counts=prog.counts)
     return res
 
 
@@ -553,24 +666,26 @@ def versions() -> dict[str, str]:
     return out
 
 
+def git(*args: str, cwd: Path = REPO) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def source_info(cfg: BenchConfig) -> dict[str, Any]:
     """Which code the worker ran: the repository's commit and uncommitted files, or the given source tree."""
+    out: dict[str, Any] = {"bench_commit": git("rev-parse", "HEAD").strip()}
     if cfg.worker_src:
-        return {"worker_src": cfg.worker_src}
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
+        return out | {"worker_src": cfg.worker_src,
+                      "worker_src_commit": git("rev-parse", "HEAD", cwd=Path(cfg.worker_src)).strip() or None}
     dirty = [ln[3:] for ln in git("status", "--porcelain").splitlines()
              if ln[3:].startswith(("agents/", "streams/", "drukte/", "schemas/"))]
-    return {"worker_src": str(REPO), "commit": git("rev-parse", "HEAD").strip(), "uncommitted": dirty}
+    return out | {"worker_src": str(REPO), "commit": out["bench_commit"], "uncommitted": dirty}
 
 
-def ratio(worker: float | None, baseline: float | None) -> float | None:
-    return round(worker / baseline, 4) if worker and baseline else None
+def ratio(x: float | None, ceiling: float | None) -> float | None:
+    return round(x / ceiling, 4) if x and ceiling else None
 
 
 @contextlib.contextmanager
@@ -586,8 +701,24 @@ def embedded_stack(work: Path) -> Iterator[tuple[embedded.Service, embedded.Serv
         broker.stop()
 
 
+def keep_logs(res: dict[str, Any], artifacts: Path, tag: str) -> None:
+    """Copy the logs of a contender that was not correct next to the results (the work dir is removed)."""
+    paths = res.get("logs") or ([res["log"]] if res.get("log") else [])
+    if not paths:
+        return
+    artifacts.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for p in paths:
+        dst = artifacts / f"{tag}-{Path(p).name}"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(p, dst)
+            kept.append(str(dst))
+    res.pop("log", None)
+    res["logs"] = kept
+
+
 def run(cfg: BenchConfig, artifacts: Path) -> dict[str, Any]:
-    """Run the benchmark; worker logs of failed runs are copied to `artifacts`."""
+    """One encoding: a fresh broker and store, the topic filled once, then every contender per run, in turn."""
     started = time.time()
     tag = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d%H%M%S")
     out: dict[str, Any] = {"started_at": iso(int(started * 1000)), "config": asdict(cfg), "machine": {
@@ -597,40 +728,48 @@ def run(cfg: BenchConfig, artifacts: Path) -> dict[str, Any]:
     ds = make_dataset(cfg, int(started * 1000))
     out["dataset"] = ds.summary()
     out["generate_s"] = round(time.perf_counter() - t, 2)
-    print(f"data: {ds.readings:,} readings in {len(ds.messages):,} messages, {len(ds.truth):,} windows, "
-          f"{iso(ds.t0_ms)} .. {iso(ds.end_ms)}", file=sys.stderr, flush=True)
+    print(f"data: {ds.readings:,} readings, {cfg.per_message} per message, in {len(ds.messages):,} messages, "
+          f"{len(ds.truth):,} windows, {iso(ds.t0_ms)} .. {iso(ds.end_ms)}", file=sys.stderr, flush=True)
     work = Path(tempfile.mkdtemp(prefix="drukte-bench-"))
     try:
         with embedded_stack(work) as (broker, store):
             registry = work / "registry.yaml"
             registry.write_text(ds.registry_yaml)
             t = time.perf_counter()
-            asyncio.run(asyncio.wait_for(produce(broker.url, cfg.partitions, ds.messages), cfg.timeout_s))
+            asyncio.run(asyncio.wait_for(produce(broker.url, cfg.partitions, ds.messages), cfg.timeout_s * 2))
             out["produce_s"] = round(time.perf_counter() - t, 2)
             print(f"produced in {out['produce_s']} s", file=sys.stderr, flush=True)
             runs = []
             for i in range(1, cfg.runs + 1):
-                print(f"run {i}/{cfg.runs}: baseline", file=sys.stderr, flush=True)
-                base = asyncio.run(run_baseline(broker.url, store.url, ds, f"bench-baseline-{tag}-{i}",
-                                                cfg.timeout_s, broker.proc.pid))
-                print(f"run {i}/{cfg.runs}: worker", file=sys.stderr, flush=True)
-                wk = run_worker(broker, store, ds, cfg, registry, f"bench-worker-{tag}-{i}", work, cfg.timeout_s)
-                if not wk["correct"]:
-                    artifacts.mkdir(parents=True, exist_ok=True)
-                    kept = artifacts / f"{tag}-run{i}-worker.log"
-                    shutil.copyfile(wk["log"], kept)
-                    wk["log"] = str(kept)
-                else:
-                    wk.pop("log")
-                runs.append({"run": i, "baseline": base, "worker": wk, "ratio": {
-                    "total": ratio(wk["rate_total"], base["rate_total"]),
-                    "steady": ratio(wk["rate_steady"], base["rate_steady"])}})
+                row: dict[str, Any] = {"run": i}
+                for name in cfg.contenders:
+                    print(f"run {i}/{cfg.runs}: {name}", file=sys.stderr, flush=True)
+                    label = f"bench-{name}-{tag}-{i}"
+                    if name == "baseline":
+                        res = run_baseline(broker, store, ds, label, work, cfg.timeout_s)
+                    elif name == "faust":
+                        res = run_faust(broker, store, ds, cfg, label, work)
+                    elif name == "worker":
+                        res = run_worker(broker, store, ds, cfg, registry, label, work, cfg.timeout_s)
+                    elif name == "worker2":
+                        res = run_worker(broker, store, ds, cfg, registry, label, work, cfg.timeout_s, n_proc=2)
+                    else:
+                        raise ValueError(f"unknown contender {name!r}")
+                    keep_logs(res, artifacts, f"{tag}-run{i}")
+                    row[name] = res
+                ceiling = row.get("baseline", {})
+                for name in cfg.contenders:
+                    c = row[name]
+                    c["ratio"] = {k: ratio(c.get(k), ceiling.get(k)) for k in ("rate", "rate_steady", "rate_total")}
+                    if "rate_at_cap" in c:
+                        c["ratio"]["rate_at_cap"] = ratio(c["rate_at_cap"], ceiling.get("rate"))
+                runs.append(row)
             out["runs"] = runs
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     out["duration_s"] = round(time.time() - started, 1)
-    out["summary"] = summarize(out["runs"])
+    out["summary"] = summarize(out["runs"], cfg.contenders)
     return out
 
 
@@ -642,13 +781,19 @@ def median(xs: list[float | None]) -> float | None:
     return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
-def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "baseline_rate_total": median([r["baseline"]["rate_total"] for r in runs]),
-        "baseline_rate_steady": median([r["baseline"]["rate_steady"] for r in runs]),
-        "worker_rate_total": median([r["worker"]["rate_total"] for r in runs]),
-        "worker_rate_steady": median([r["worker"]["rate_steady"] for r in runs]),
-        "ratio_total": median([r["ratio"]["total"] for r in runs]),
-        "ratio_steady": median([r["ratio"]["steady"] for r in runs]),
-        "all_correct": all(r["baseline"]["correct"] and r["worker"]["correct"] for r in runs),
-    }
+def summarize(runs: list[dict[str, Any]], contenders: tuple[str, ...]) -> dict[str, Any]:
+    """Medians per contender over the runs; a rate or ratio of a run that was not exact does not count."""
+    out: dict[str, Any] = {}
+    for name in contenders:
+        rs = [r[name] for r in runs]
+        ok = [c for c in rs if c["correct"]]
+        out[name] = {
+            "runs": len(rs), "correct_runs": len(ok),
+            **{k: median([c.get(k) for c in ok]) for k in ("rate", "rate_steady", "rate_total")},
+            "rate_at_cap": median([c.get("rate_at_cap") for c in rs]),
+            "peak_rss_mb": median([c.get("peak_rss_mb") for c in rs]),
+            "ratio": {k: median([c["ratio"].get(k) for c in ok]) for k in ("rate", "rate_steady", "rate_total")},
+            "ratio_at_cap": median([c["ratio"].get("rate_at_cap") for c in rs]),
+        }
+    out["all_correct"] = all(r[n]["correct"] for r in runs for n in contenders if n != "faust")
+    return out

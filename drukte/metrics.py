@@ -57,6 +57,17 @@ class WorkerMetrics:
         self.card_sets_open = Gauge(
             "drukte_card_sets_open", "Zone windows with distinct-card sets in memory (P3: only open windows)",
             registry=registry)
+        self.detections_in = Counter(
+            "drukte_device_detections_in_total", "Valid WiFi/BLE detections accepted", registry=registry)
+        self.device_sets_open = Gauge(
+            "drukte_device_sets_open", "Zone windows with distinct-device sets in memory (P3: only open windows)",
+            registry=registry)
+        self.device_windows = Counter(
+            "drukte_device_windows_total", "Distinct-device zone windows closed: published, or suppressed by reason",
+            ["outcome"], registry=registry)
+        self.device_late = Counter(
+            "drukte_device_late_total", "Device counts for windows already published (P9: dropped)",
+            registry=registry)
 
 
 class ApiMetrics:

@@ -1,4 +1,5 @@
-"""`drukte simulate`: the simulated city gateways, producing footfall batches to Kafka (model: streams.simulation)."""
+"""`drukte simulate`: the simulated city gateways, producing footfall batches to Kafka (model: streams.simulation),
+payments (streams.paysim) and, for zones with WiFi/BLE scanners in the registry, device detections."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from drukte.settings import Settings
 from streams import paysim, simulation
 from streams.registry import City, Registry
 from streams.timegrid import format_ts
-from streams.topics import FOOTFALL, PAYMENTS
+from streams.topics import DEVICES, FOOTFALL, PAYMENTS
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ async def run_simulator(
         raise DrukteError(msg)
     stop = stop if stop is not None else asyncio.Event()
     security = security_options(settings)
-    await ensure_topics(settings.kafka_url, [FOOTFALL, PAYMENTS], settings.partitions,
+    scanners = any(z.device_sensors for c in cities for z in c.zones)  # WiFi/BLE detections only where scanned
+    await ensure_topics(settings.kafka_url, [FOOTFALL, PAYMENTS, *([DEVICES] if scanners else [])], settings.partitions,
                         replication=settings.replication_factor, options=security)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), client_id="drukte-simulator",
                                 acks="all", linger_ms=20, **security)
@@ -209,6 +211,9 @@ class _Gateways:
             for batch in paysim.payment_batches(self.registry, city.id, start_ms, end_ms, self.seed):
                 pending.append(await self.producer.send(
                     PAYMENTS.name, value=orjson.dumps(batch), key=batch["source"].encode()))
+            for batch in simulation.device_batches(self.registry, city.id, start_ms, end_ms, self.seed):
+                pending.append(await self.producer.send(
+                    DEVICES.name, value=orjson.dumps(batch), key=batch["sensor_id"].encode()))
         try:
             await asyncio.gather(*pending)
         except KafkaError as exc:

@@ -1,94 +1,21 @@
-"""Distinct cards per zone and window, with keyed short-lived pseudonyms (PRIVACY.md P2, P3).
+"""Distinct cards per zone and window: `streams.pseudonyms.DistinctCounter` with one set per source and cell.
 
-A `card_ref` is turned into HMAC-SHA256(key, card_ref) with a key made for one zone and one window, held in
-this object only. The pseudonyms sit in a set while the window is open; `forget` drops sets and keys once a
-window is past, and only the integer sizes ever leave. The same card gets unrelated pseudonyms in two zones or
-two windows, so nothing here can link a card across them, and the key refuses to be pickled or printed.
+A cell is a sector or "all": one card paying in two sectors of a zone counts in each and once in "all".
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Callable
-from typing import NoReturn
+from streams.pseudonyms import DistinctCounter, WindowKey
+
+__all__ = ["DistinctCards", "WindowKey"]
 
 
-class WindowKey:
-    """An HMAC key that cannot leave the process: no pickling, no copying, no repr of its bytes."""
-
-    __slots__ = ("_secret",)
-
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < 32:
-            msg = "a window key needs at least 32 random bytes"
-            raise ValueError(msg)
-        self._secret = secret
-
-    def pseudonym(self, ref: str) -> bytes:
-        return hmac.new(self._secret, ref.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-
-    def __reduce__(self) -> NoReturn:
-        msg = "a window key is process memory only (P2); it cannot be pickled or serialised"
-        raise TypeError(msg)
-
-    def __copy__(self) -> NoReturn:
-        self.__reduce__()
-
-    def __deepcopy__(self, memo: object) -> NoReturn:
-        self.__reduce__()
-
-    def __repr__(self) -> str:
-        return "WindowKey(<secret>)"
-
-
-class DistinctCards:
-    """Sets of pseudonyms per (source, zone, cell, window start); keys per (zone, window start). A cell is a
-    sector or "all": one card paying in two sectors of a zone counts in each and once in "all".
-
-    `new_secret` gives fresh random bytes (the worker passes `secrets.token_bytes`); injected so the core
-    stays free of I/O and tests can be deterministic.
-    """
-
-    def __init__(self, new_secret: Callable[[int], bytes]) -> None:
-        self._new_secret = new_secret
-        self._keys: dict[tuple[str, int], WindowKey] = {}
-        self._sets: dict[tuple[str, str, str, int], set[bytes]] = {}
-        self._touched: dict[tuple[str, int], int] = {}  # (zone, window) → when a card was last added
-
-    def key(self, zone_id: str, window_ms: int) -> WindowKey:
-        k = self._keys.get((zone_id, window_ms))
-        if k is None:
-            k = self._keys[(zone_id, window_ms)] = WindowKey(self._new_secret(32))
-        return k
-
+class DistinctCards(DistinctCounter):
     def add(self, source: str, zone_id: str, cells: tuple[str, ...], window_ms: int, card_ref: str,
             now_ms: int) -> None:
         """Count `card_ref` in the sets of `cells` (e.g. its sector and "all") of one zone and window."""
-        pseudonym = self.key(zone_id, window_ms).pseudonym(card_ref)
-        self._touched[(zone_id, window_ms)] = now_ms
-        for cell in cells:
-            self._sets.setdefault((source, zone_id, cell, window_ms), set()).add(pseudonym)
+        self.count(zone_id, window_ms, card_ref, [(source, cell) for cell in cells], now_ms)
 
     def size(self, source: str, zone_id: str, cell: str, window_ms: int) -> int:
         """Distinct cards seen so far in one set."""
-        return len(self._sets.get((source, zone_id, cell, window_ms), ()))
-
-    def forget(self, before_ms: int, idle_before_ms: int) -> int:
-        """Drop the keys and sets of windows starting before `before_ms` (closed by the data's own time), and
-        of windows nobody added to since `idle_before_ms` (the data stopped). Returns how many sets went."""
-        done = {zk for zk, touched in self._touched.items() if zk[1] < before_ms or touched < idle_before_ms}
-        gone = [k for k in self._sets if (k[1], k[3]) in done]
-        for k in gone:
-            del self._sets[k]
-        for zk in done:
-            self._keys.pop(zk, None)
-            del self._touched[zk]
-        return len(gone)
-
-    def __reduce__(self) -> NoReturn:
-        msg = "card sets are process memory only (P2, P3); they cannot be pickled or serialised"
-        raise TypeError(msg)
-
-    def open_windows(self) -> int:
-        return len(self._keys)
+        return self.distinct(zone_id, window_ms, (source, cell))

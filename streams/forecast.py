@@ -5,8 +5,10 @@ All four methods share one signature so a backtest can swap them:
     method(recent, *, usual, last_week, now_end_ms, window_ms, horizon_windows) -> [(window start, visitors)]
 
 - `recent`: `(window start ms, visitors)` of published windows up to `now_end_ms`, any order; windows that
-  are missing are simply absent (never pass a missing window as 0). `forecast` uses up to `LOOKBACK_MS`.
-- `usual(start)`: the usual (p50) visitors of the window starting at `start`, or None when it has no band.
+  are missing are simply absent (never pass a missing window as 0). `forecast` uses those that start at or
+  after `now_end_ms − LOOKBACK_MS` (six hours: the last six hourly or 72 five-minute windows).
+- `usual(start)`: the usual (p50) visitors of the window starting at `start`, or None when it has no band (the
+  worker passes `UsualModel.p50`, in which a past window below k_min counts as k_min / 2, see `streams.usual`).
 - `last_week(start)`: visitors of the window one week before `start` (same local day type and slot), or None.
 - The forecast covers the windows starting at now_end_ms, now_end_ms + window_ms, … (`horizon_windows` of
   them). A window a method can say nothing about (no usual, no last week, no recent count) is left out rather
@@ -220,15 +222,18 @@ def forecast(recent: Sequence[tuple[int, float]], *, usual: Lookup, last_week: L
              params: ForecastParams = DEFAULT_PARAMS) -> list[tuple[int, float]]:
     """Our nowcast: the smoothed usual curve × a live factor that fades from "right now" to "today" with the lead.
 
-    - Curve c(t) (`base_curve`): the usual p50 averaged with its neighbours (±`smooth_windows`, triangular
-      weights), which removes most of the week-to-week noise of an 8-value median; where there is no usual,
-      last week's (smoothed) count stands in.
+    - Curve c(t) (`base_curve`): the usual p50 averaged with its neighbours, which removes most of the
+      week-to-week noise of an 8-value median: c(t) = Σ w_d·usual(t + d·W) / Σ w_d over d = −4 … 4
+      (`smooth_windows`) with w_d = 5 − |d|, summed over the neighbours that have a usual only; None when
+      t itself has none. Where c(t) is None, last week's counts smoothed the same way stand in.
     - Two live factors (`live_factors`): a short one (half-life 10 min) for what is happening now, a long one
       (half-life 8 h) for the whole day's level (weather, season, a trend the 8-week median lags behind).
-      Both are ratios of sums shrunk towards 1, so zero or tiny usual values and few windows are harmless.
-    - For a window whose middle lies L ms ahead the factor is long + (short − long)·e^(−L/decay), clamped to
-      [0.25, 4]: a burst now says a lot about the next 15 minutes and little about two hours from now, while
-      a rainy day stays rainy.
+      Each is (150 + Σ wᵢ·observedᵢ) / (150 + Σ wᵢ·c(sᵢ)) over the recent windows sᵢ that have a curve, with
+      wᵢ = 2^(−ageᵢ / half-life) and ageᵢ = now_end_ms − (sᵢ + W), the time since the window ended: ratios of
+      sums shrunk towards 1 (`prior_visitors` = 150), so zero or tiny usual values and few windows are harmless.
+    - For a window starting at t, whose middle lies L = t + W/2 − now_end_ms ahead, the forecast is
+      c(t) · f with f = long + (short − long)·e^(−L/decay) (decay 45 min), clamped to [0.25, 4]: a burst now
+      says a lot about the next 15 minutes and little about two hours from now, while a rainy day stays rainy.
     - Without any curve ahead (a new zone, no history yet) it falls back to persistence: the newest observed
       window for every horizon window (a flat line), the best naive guess without a daily profile. A window
       without a curve among others that have one gets the newest observation too; a window with neither is

@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.baseline import Band, combine, index, score, usual_scale, vs_usual
 from streams.levels import level, level_for_rate
+from streams.noise import NoisyCell
 from streams.opening import closed_throughout
 from streams.registry import City, Zone
 from streams.timegrid import format_ts
@@ -14,6 +15,7 @@ from streams.windows import Cell
 
 BELOW_K = "below_k"
 FEW_SENSORS = "few_sensors"
+DP_BUDGET = "dp_budget"
 _NICE_STEPS = (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000)
 
 
@@ -65,14 +67,29 @@ def suppression(cells: list[Cell], policy: PrivacyPolicy) -> str | None:
     """Why these cells (one window, or the windows summed for /live) must be published without numbers.
 
     P7 before P6: a window with too few sensors says nothing reliable, so it is `unknown`, not `quiet`.
+    P10: a window without a noisy count (the zone's daily budget is spent) has nothing to show. P6 is then
+    decided on the (noisy, under DP) counts.
     P8: a sum over windows is suppressed when any of its parts is, or it would reveal that part by
     subtraction from the published neighbours.
     """
     if not cells or any(c.sensors < policy.min_sensors for c in cells):
         return FEW_SENSORS
+    if any(isinstance(c, NoisyCell) and c.withheld for c in cells):
+        return DP_BUDGET
     if any(c.visitors < policy.k_min for c in cells) or sum(c.visitors for c in cells) < policy.k_min:
         return BELOW_K
     return None
+
+
+def privacy_block(cells: list[Cell], reason: str | None, policy: PrivacyPolicy) -> dict[str, Any]:
+    """The payload's `privacy`: with DP (P10) it also states `epsilon` per window and the ε the zone has left
+    for its local day after the newest window (`budget_left`); without, `noise` is `none` as before."""
+    out: dict[str, Any] = {"suppressed": reason is not None, "reason": reason, "k_min": policy.k_min,
+                           "noise": "none"}
+    newest = cells[-1]
+    if isinstance(newest, NoisyCell):
+        out.update(noise="dp", epsilon=newest.epsilon, budget_left=newest.budget_left)
+    return out
 
 
 def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy, *, window_ms: int,
@@ -80,7 +97,8 @@ def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy
     """The live object over `cells` (consecutive final windows of one zone, oldest first).
 
     Deterministic in its inputs: republishing after a crash yields the same bytes. `as_of_ms` is an internal
-    field for the API's freshness arithmetic.
+    field for the API's freshness arithmetic. Under DP the cells are `streams.noise.NoisyCell`s and every figure
+    (P6 decision, level, index, score, visitors range) comes from their noisy counts.
     """
     start, end = cells[0].start_ms, cells[-1].end_ms
     seconds = sum(c.end_ms - c.start_ms for c in cells) // 1000
@@ -91,7 +109,7 @@ def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy
     coverage = min(1.0, covered / (expected * seconds * 1000)) if expected and seconds else 0.0
     if reason is not None and closed_throughout(zone.opening, start, end, city.timezone, city.country):
         lvl = "closed"  # outside opening hours with no counts to show: a shut street, not an unknown one
-    elif reason == FEW_SENSORS:
+    elif reason in (FEW_SENSORS, DP_BUDGET):
         lvl = "unknown"
     elif reason == BELOW_K:
         lvl = "quiet"
@@ -121,6 +139,6 @@ def live_object(zone: Zone, city: City, cells: list[Cell], policy: PrivacyPolicy
         "forecast": forecast_entries(zone, city, usual.forecast, policy, window_ms),
         "quality": {"stale": False, "age_s": 0, "coverage": round(coverage, 3),
                     "sensors_reporting": cells[-1].sensors, "sensors_expected": expected},
-        "privacy": {"suppressed": reason is not None, "reason": reason, "k_min": policy.k_min, "noise": "none"},
+        "privacy": privacy_block(cells, reason, policy),
         "next_update_in_s": (window_ms + grace_ms) // 1000,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +19,20 @@ from streams.opening import DAY_KEYS, OpeningHours, parse_spans
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 SENSOR_KINDS = ("street", "entrance")
+# WiFi/Bluetooth scanners: they count distinct devices (devices.detections.v1), not passers-by, so they are kept
+# apart from the counters (`Zone.device_sensors`) and never count towards the footfall's sensors.
+DEVICE_SENSOR_KINDS = ("wifi", "ble")
 SECTORS = ("fashion", "food_and_drink", "groceries", "personal_care", "leisure", "other_retail")
 LEVEL_KEYS = ("normal", "busy", "very_busy")
 # Visitors per hour at which a zone becomes normal / busy / very busy, unless the registry says otherwise.
 DEFAULT_LEVELS = {"normal": 300, "busy": 1500, "very_busy": 3500}
 MIN_SENSORS_PER_ZONE = 3
+# P10: ε per published window (sensitivity 1: one passage) and the ε a zone may spend in one local day; the
+# default budget lets every 5-minute window of a day be published at the default ε. ε above MAX_EPSILON per
+# window would add noise of well under one person: no protection worth the name, so it is refused as a typo.
+DEFAULT_EPSILON = 0.5
+DEFAULT_DAILY_BUDGET = 144.0
+MAX_EPSILON = 10.0
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 # The plain scalar types of YAML; anything else (`!!python/...`, custom `!tags`) is refused, never constructed.
@@ -54,6 +64,7 @@ class Zone:
     levels: Levels
     area_m2: int | None = None
     opening: OpeningHours | None = None  # None: never `closed` (a square with bars, or no hours configured)
+    device_sensors: tuple[Sensor, ...] = ()  # kinds of DEVICE_SENSOR_KINDS; none or at least 3 (P7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,15 @@ class SpendRules:
 
 
 @dataclass(frozen=True, slots=True)
+class DpRules:
+    """P10 for a city's footfall: discrete Laplace noise of ε per window, at most `daily_budget` ε per zone and
+    local day (then the zone publishes no numbers until the next day)."""
+
+    epsilon: float = DEFAULT_EPSILON
+    daily_budget: float = DEFAULT_DAILY_BUDGET
+
+
+@dataclass(frozen=True, slots=True)
 class City:
     id: str
     name: str
@@ -73,6 +93,7 @@ class City:
     country: str
     zones: tuple[Zone, ...]
     spending: SpendRules = SpendRules()
+    dp: DpRules | None = None  # None: no noise (`privacy.noise = "none"`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +110,7 @@ class Registry:
     # Lookups derived from `cities`/`merchants`; left out of eq and hash so a Registry stays hashable.
     zones: dict[str, Zone] = field(init=False, repr=False, compare=False)
     sensors: dict[str, Sensor] = field(init=False, repr=False, compare=False)
+    device_sensors: dict[str, Sensor] = field(init=False, repr=False, compare=False)
     city_of_zone: dict[str, City] = field(init=False, repr=False, compare=False)
     merchants_by_id: dict[str, Merchant] = field(init=False, repr=False, compare=False)
 
@@ -96,6 +118,7 @@ class Registry:
         zones = {z.id: z for c in self.cities for z in c.zones}
         object.__setattr__(self, "zones", zones)
         object.__setattr__(self, "sensors", {s.id: s for z in zones.values() for s in z.sensors})
+        object.__setattr__(self, "device_sensors", {s.id: s for z in zones.values() for s in z.device_sensors})
         object.__setattr__(self, "city_of_zone", {z.id: c for c in self.cities for z in c.zones})
         object.__setattr__(self, "merchants_by_id", {m.id: m for m in self.merchants})
 
@@ -215,6 +238,22 @@ class _Checker:
             return None
         return value
 
+    def positive(self, m: _Map, key: str, what: str, maximum: float | None = None) -> float | None:
+        """An optional number > 0 (and ≤ `maximum`), whole or decimal."""
+        node = self._scalar(m, key, what, required=False)
+        if node is None:
+            return None
+        try:
+            value: Any = self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            value = None
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        if not ok or (maximum is not None and value > maximum):
+            bound = f" and at most {maximum:g}" if maximum is not None else ""
+            self.fail(node, f"{what}: {key} must be a number above 0{bound}, got {node.value!r}")
+            return None
+        return float(value)
+
     def ident(self, m: _Map, key: str, what: str) -> str | None:
         value = self.text(m, key, what)
         if value is not None and not ID_RE.match(value):
@@ -280,7 +319,8 @@ def _sensor(ck: _Checker, node: yaml.Node, zone_id: str | None, what: str) -> Se
     kind = ck.text(m, "kind", f"sensor {sid or '?'}")
     if sid:
         ck.unique("sensor", sid, m.values["id"])
-    if kind is not None and kind not in SENSOR_KINDS:
+    if kind is not None and kind not in SENSOR_KINDS + DEVICE_SENSOR_KINDS:
+        # names the counters only (tests/unit/test_registry.py pins the text); wifi and ble are accepted too
         ck.fail(m.values["kind"], f"sensor {sid or '?'}: kind {kind!r} must be one of {', '.join(SENSOR_KINDS)}")
         return None
     if sid and zone_id and kind:
@@ -306,11 +346,16 @@ def _zone(ck: _Checker, node: yaml.Node, city_id: str | None, city_levels: Level
     snodes = ck.nonempty_seq(snode, f"{zwhat} sensors", m.node, MIN_SENSORS_PER_ZONE,
                              f"{zwhat}: needs at least {MIN_SENSORS_PER_ZONE} sensors, has {n_sensors} "
                              "(privacy rule P7: one counter must not reveal one shop)")
-    sensors = [s for sn in snodes if (s := _sensor(ck, sn, zid, zwhat)) is not None]
+    found = [s for sn in snodes if (s := _sensor(ck, sn, zid, zwhat)) is not None]
+    sensors = [s for s in found if s.kind in SENSOR_KINDS]
+    devices = [s for s in found if s.kind in DEVICE_SENSOR_KINDS]
+    if 0 < len(devices) < MIN_SENSORS_PER_ZONE:
+        ck.fail(m.node, f"{zwhat}: has {len(devices)} wifi/ble sensors; needs none or at least "
+                        f"{MIN_SENSORS_PER_ZONE} (privacy rule P7)")
     zlevels = _levels(ck, m.get("levels"), city_levels, zwhat)
     opening = _opening(ck, m.get("opening_hours"), city_opening, zwhat)
     if zid and city_id and name:
-        return Zone(zid, name, city_id, tuple(sensors), zlevels, area, opening)
+        return Zone(zid, name, city_id, tuple(sensors), zlevels, area, opening, tuple(devices))
     return None
 
 
@@ -341,8 +386,8 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
     m = ck.mapping(node, "city")
     if m is None:
         return None
-    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels", "spending", "opening_hours"},
-                    "city")
+    ck.unknown_keys(m, {"id", "name", "timezone", "country", "zones", "levels", "spending", "opening_hours",
+                        "privacy"}, "city")
     cid = ck.ident(m, "id", f"city #{nr}")
     what = f"city {cid or f'#{nr}'}"
     name = ck.text(m, "name", what)
@@ -365,8 +410,9 @@ def _city(ck: _Checker, node: yaml.Node, nr: int, base: Levels) -> City | None:
     city_opening = _opening(ck, m.get("opening_hours"), None, what)
     zones = [z for zn in znodes if (z := _zone(ck, zn, cid, city_levels, what, city_opening)) is not None]
     rules = _spend_rules(ck, m.get("spending"), what)
+    dp = _privacy(ck, m.get("privacy"), what)
     if cid and name and tz and country:
-        return City(cid, name, tz, country, tuple(zones), rules)
+        return City(cid, name, tz, country, tuple(zones), rules, dp)
     return None
 
 
@@ -387,6 +433,32 @@ def _spend_rules(ck: _Checker, node: yaml.Node | None, what: str) -> SpendRules:
                 f"{what} spending: max_top2_pct {top2} is looser than the privacy floor {base.max_top2_pct}")
         top2 = None
     return SpendRules(merchants or base.min_merchants, cards or base.min_cards, top2 or base.max_top2_pct)
+
+
+def _privacy(ck: _Checker, node: yaml.Node | None, what: str) -> DpRules | None:
+    """A city's `privacy:` block; `dp:` switches differential privacy on (P10): `epsilon` per window and
+    `daily_budget` per zone and local day, each optional (defaults 0.5 and 144), the budget at least one ε."""
+    if node is None:
+        return None
+    m = ck.mapping(node, f"{what} privacy")
+    if m is None:
+        return None
+    ck.unknown_keys(m, {"dp"}, f"{what} privacy")
+    dnode = m.get("dp")
+    if dnode is None:
+        return None
+    dm = ck.mapping(dnode, f"{what} privacy dp")
+    if dm is None:
+        return None
+    ck.unknown_keys(dm, {"epsilon", "daily_budget"}, f"{what} privacy dp")
+    eps = ck.positive(dm, "epsilon", f"{what} privacy dp", MAX_EPSILON)
+    budget = ck.positive(dm, "daily_budget", f"{what} privacy dp")
+    rules = DpRules(eps or DEFAULT_EPSILON, budget or DEFAULT_DAILY_BUDGET)
+    if budget is not None and budget < rules.epsilon:
+        ck.fail(dm.values["daily_budget"], f"{what} privacy dp: daily_budget {budget:g} is less than one window's "
+                                           f"epsilon {rules.epsilon:g}: the zone could never publish a number")
+        return None
+    return rules
 
 
 def _merchant(ck: _Checker, node: yaml.Node) -> Merchant | None:

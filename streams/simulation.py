@@ -312,3 +312,57 @@ def history_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int
                         "sent_at": _utc_iso(end + SEND_DELAY_MS), "readings": readings})
             readings = []
     return out
+
+
+DEVICE_SHARE = 0.4  # share of passers-by whose phone a WiFi/BLE scanner picks up (probing, Bluetooth on)
+DEVICE_SEEN = 0.6  # chance that each of a zone's scanners sees a phone that passes (at least one does)
+PHONES_PER_PEAK = 1.0  # a city's phones: this many times the summed hourly peaks of its scanned zones (people
+# walk up and down a street and between streets: a phone comes back within the hour)
+
+
+def _address(seed: int, phone: int) -> str:
+    """A phone's MAC-like address: fixed per phone (as a worst case: real phones randomise theirs), locally
+    administered like a randomised MAC, so no real vendor's prefix is used."""
+    bits = random.Random(f"{seed}:phone:{phone}").getrandbits(48)  # noqa: S311
+    octets = [(bits >> (8 * i)) & 0xFF for i in range(6)]
+    octets[0] = (octets[0] & 0xFC) | 0x02
+    return ":".join(f"{o:02x}" for o in octets)
+
+
+def device_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int, seed: int) -> list[dict[str, Any]]:
+    """WiFi/BLE detections (`devices.detections.v1`) of the city's scanners for every whole minute in
+    `[start_ms, end_ms)`: one batch per scanner and minute in which it saw someone, in time order.
+
+    Per zone and minute a Poisson number of phones (`DEVICE_SHARE` of the footfall model's flow) is drawn from
+    one pool of phones per city, so the same phone is seen again in other zones and later windows, as the
+    auditor's test phone is; each of the zone's scanners sees a passing phone with chance `DEVICE_SEEN` (at least
+    one does) at a random second, with a signal strength. Deterministic in `seed`, and independent of how the
+    range is split into calls.
+    """
+    city = city_of(registry, city_id)
+    scanned = [(z, zone_kind(z), peak_per_hour(z) / 60) for z in city.zones if z.device_sensors]
+    if not scanned:
+        return []
+    pool = max(100, round(PHONES_PER_PEAK * sum(peak * 60 for _z, _k, peak in scanned)))
+    first, last = -(-start_ms // MINUTE_MS), end_ms // MINUTE_MS
+    out: list[dict[str, Any]] = []
+    for minute in range(first, last):
+        m_start = minute * MINUTE_MS
+        rng = random.Random(f"{seed}:devices:{city.id}:{minute}")  # noqa: S311
+        local = local_time(m_start + MINUTE_MS // 2, city.timezone)
+        day = weather(seed, city.id, local.date()) * season(local.month)
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for zone, kind, peak_per_min in scanned:
+            for phone in (rng.randrange(pool) for _ in range(_poisson(
+                    rng, peak_per_min * profile(kind, local, city.country) * day * DEVICE_SHARE))):
+                scanners = [s for s in zone.device_sensors if rng.random() < DEVICE_SEEN]
+                for s in scanners or [rng.choice(zone.device_sensors)]:
+                    seen.setdefault(s.id, []).append({
+                        "device_address": _address(seed, phone), "rssi": rng.randint(-95, -40),
+                        "ts": format_ts(m_start + rng.randrange(MINUTE_MS // 1000) * 1000, city.timezone)})
+        end_text = _utc_iso(m_start + MINUTE_MS)
+        for sensor_id, detections in sorted(seen.items()):
+            out.append({"sensor_id": sensor_id, "batch_id": f"{sensor_id}/{end_text}",
+                        "sent_at": _utc_iso(m_start + MINUTE_MS + SEND_DELAY_MS),
+                        "detections": sorted(detections, key=lambda d: d["ts"])})
+    return out

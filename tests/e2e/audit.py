@@ -13,6 +13,8 @@ The scanner looks for what would identify a person or a card, wherever it may ha
   plain 13-digit run that reads as epoch milliseconds within a year of now is a timestamp (`as_of_ms`,
   window starts). No card network issues 13-digit numbers starting with 1. Nor are the digits after a
   decimal point (`0.003231844999390887` seconds in a metric) a number of their own;
+- a base64 digest: 43 or 44 base64 characters (a SHA-256 digest or a 32-byte key, padded or not, standard or
+  URL-safe alphabet) mixing upper case, lower case and digits, as a pseudonym or a key would be written;
 - a JSON field whose name has the word `mac`, `device`, `card`, `token`, `pan` or `hash` in it (snake_case or
   camelCase words, so `card_ref`, `deviceId` and `hashed_mac` count; `span` and `company` do not). The plural
   `cards` and `devices` are counts when their value is an integer (`min_cards`, a `cards` total) and are
@@ -23,6 +25,8 @@ The scanner looks for what would identify a person or a card, wherever it may ha
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import signal
 import subprocess
@@ -49,6 +53,7 @@ MAC_RE = re.compile(
     rf"|(?<![{_ALNUM}])[0-9A-Fa-f]{{4}}\.[0-9A-Fa-f]{{4}}\.[0-9A-Fa-f]{{4}}(?![{_ALNUM}])")
 HEX_RE = re.compile(rf"(?<![{_ALNUM}])[0-9A-Fa-f]{{12,}}(?![{_ALNUM}])")
 HEX_LENGTHS = frozenset({12, 16, 32, 40, 64})
+B64_RE = re.compile(r"(?<![0-9A-Za-z+/_-])[0-9A-Za-z+/_-]{43}=?(?![0-9A-Za-z+/_=-])")
 DIGITS_RE = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,}")
 IDENTIFIER_WORDS = frozenset({"mac", "macs", "device", "card", "token", "tokens", "pan", "hash", "hashes", "hashed"})
 COUNT_WORDS = frozenset({"cards", "devices"})  # counts, when their value is an integer
@@ -124,8 +129,43 @@ def scan_text(where: str, text: str, now_ms: int | None = None) -> list[Leak]:
     leaks = [Leak(where, "mac", m.group()) for m in MAC_RE.finditer(text)]
     leaks += [Leak(where, "hex", m.group()) for m in HEX_RE.finditer(text)
               if len(m.group()) in HEX_LENGTHS and not _not_a_token(text, m)]
+    leaks += [Leak(where, "b64", m.group()) for m in B64_RE.finditer(text) if _mixed(m.group())]
     leaks += [Leak(where, "card", n) for n in card_numbers(text, now_ms)]
     return leaks + quoted_fields(where, text)
+
+
+def _mixed(text: str) -> bool:
+    """Upper case, lower case and digits together: random bytes in base64, not a topic or metric name."""
+    return bool(re.search(r"[A-Z]", text) and re.search(r"[a-z]", text) and re.search(r"\d", text))
+
+
+def identifier_forms(address: str) -> dict[str, str]:
+    """The forms in which a careless implementation would write a device address: as sent, upper case, bare
+    hex, and unkeyed SHA-256 / SHA-1 / MD5 digests of those (hex and base64). A keyed pseudonym cannot be
+    listed here (its key is never known outside the process); `scan` finds its hex or base64 shape instead."""
+    bare = re.sub(r"[^0-9A-Za-z]", "", address)
+    forms = {"as sent": address, "upper": address.upper(), "bare": bare.lower(), "BARE": bare.upper()}
+    for name, text in list(forms.items()):
+        for algo in ("sha256", "sha1", "md5"):
+            digest = hashlib.new(algo, text.encode()).digest()
+            forms[f"{algo}({name})"] = digest.hex()
+            forms[f"{algo}({name}) b64"] = base64.b64encode(digest).decode().rstrip("=")
+    return forms
+
+
+def find_forms(places: Mapping[str, Iterable[bytes]], texts: Mapping[str, str], address: str) -> list[str]:
+    """Where any `identifier_forms` of `address` occurs in records or texts, case-insensitively, as
+    `place: form`."""
+    forms: dict[str, str] = {}
+    for name, form in identifier_forms(address).items():
+        if form.lower() not in forms.values():
+            forms[name] = form.lower()
+    found = []
+    for where, values in [*places.items(), *((k, [v.encode()]) for k, v in texts.items())]:
+        for v in values:
+            text = v.decode("utf-8", errors="replace").lower()
+            found += [f"{where}: {address} {name}" for name, form in forms.items() if form in text]
+    return sorted(set(found))
 
 
 def quoted_fields(where: str, text: str) -> list[Leak]:

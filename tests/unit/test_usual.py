@@ -6,9 +6,12 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from streams.baseline import Band
 from streams.registry import parse_registry
-from streams.usual import UsualModel
+from streams.usual import UsualModel, observation
 
 REG = parse_registry("""
 cities:
@@ -32,7 +35,8 @@ def ms(d: date, hour: int, minute: int = 0) -> int:
 def model_with(values: dict[tuple[date, int, int], int], sensors: int = 3) -> UsualModel:
     """History as the engine keeps it: d|zone|date → {slot: [visitors, sensors]}."""
     days: dict[str, dict[str, list[int]]] = {}
-    model = UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=W, weeks=8, min_sensors=3)
+    model = UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=W, weeks=8, min_sensors=3,
+                       k_min=15)
     for (d, hour, minute), v in values.items():
         day, slot = model.calendar("z", ms(d, hour, minute))
         days.setdefault(day, {})[str(slot)] = [v, sensors]
@@ -101,3 +105,87 @@ def test_day_windows_cover_the_local_day(day: date, windows: int) -> None:
     starts = model.day_windows("z", ms(day, 12))
     assert len(starts) == windows
     assert starts[0] == ms(day, 0)
+
+
+# -- P6: a window suppressed below k_min enters the usual as k_min / 2, never with its exact count ---------------
+K = 15
+HOUR = 3_600_000  # hourly windows: 24 slots a day keep the weekly peak's scan cheap
+TARGET = date(2026, 11, 21)  # a Saturday; its eight past Saturdays and the rest of the week lie before it
+DAYS = 7 * 10  # history: the ten weeks before TARGET (a band reads up to eight same-type days back)
+SLOTS = (1, 2, 13, 14, 15)  # a night and an afternoon
+Cells = dict[tuple[int, int], tuple[int, int]]  # (days before TARGET, slot) → (visitors, sensors)
+
+
+def hourly(cells: Cells) -> UsualModel:
+    days: dict[str, dict[str, list[int]]] = {}
+    for (back, slot), (visitors, sensors) in cells.items():
+        days.setdefault((TARGET - timedelta(days=back)).isoformat(), {})[str(slot)] = [visitors, sensors]
+    return UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=HOUR, weeks=8, min_sensors=3, k_min=K)
+
+
+def published_values(model: UsualModel) -> dict[str, object]:
+    """Everything the model hands to publication for TARGET: every window's band, p50 and last week, the day
+    profile (the /today curve) and the weekly peak (the score)."""
+    noon = ms(TARGET, 12)
+    starts = model.day_windows("z", noon)
+    return {"band": [model.band("z", s) for s in starts], "p50": [model.p50("z", s) for s in starts],
+            "last_week": [model.last_week("z", s) for s in starts], "profile": model.day_profile("z", noon),
+            "peak": model.peak("z", noon)}
+
+
+def suppressed(cell: tuple[int, int]) -> bool:
+    return cell[1] < 3 or cell[0] < K
+
+
+# the past Saturdays (TARGET's own bands) and Sundays (in the peak, with the Saturdays), every slot of them
+KEYS = [(back, slot) for week in range(1, DAYS // 7 + 1) for back in (7 * week, 7 * week - 6) for slot in SLOTS]
+cells_st = st.lists(st.none() | st.tuples(st.integers(0, 40), st.integers(1, 4)), min_size=len(KEYS),
+                    max_size=len(KEYS)).map(lambda cs: {k: c for k, c in zip(KEYS, cs, strict=True) if c})
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=cells_st, data=st.data())
+def test_no_published_value_depends_on_a_suppressed_count(cells: Cells, data: st.DataObject) -> None:
+    """Change the count of any suppressed windows of the history (below k: any count below k; too few sensors:
+    any count, and any number of sensors still too few): no band, p50, last week, profile or peak moves."""
+    changed = dict(cells)
+    for key, (visitors, sensors) in cells.items():
+        if not suppressed((visitors, sensors)) or not data.draw(st.booleans()):
+            continue
+        if sensors < 3:
+            changed[key] = (data.draw(st.integers(0, 10_000)), data.draw(st.integers(0, 2)))
+        else:
+            changed[key] = (data.draw(st.integers(0, K - 1)), sensors)
+    assert published_values(hourly(changed)) == published_values(hourly(cells))
+
+
+def test_suppressed_windows_count_as_half_k_and_published_ones_exactly() -> None:
+    saturdays = [7 * w for w in range(1, 9)]
+    mixed = dict.fromkeys(((b, 14) for b in saturdays), (60, 3)) | {
+        (7, 14): (40, 3), (14, 14): (13, 3), (21, 14): (5, 3), (28, 14): (90, 3)}
+    night = {(b, 2): (b // 7, 3) for b in saturdays}  # 1 … 8 people: all below k
+    few = {(b, 15): (100, 2) for b in saturdays}  # too few sensors: no observation at all
+    model = hourly(mixed | night | few)
+    # 7.5, 7.5, 40, 60, 60, 60, 60, 90: the median between 60 and 60 is exact, p20 interpolates 7.5 and 40
+    assert model.band("z", ms(TARGET, 14)) == Band(pytest.approx(7.5 + 0.4 * 32.5), 60.0, 60.0, 8)  # type: ignore[arg-type]
+    assert model.band("z", ms(TARGET, 2)) == Band(7.5, 7.5, 7.5, 8)
+    assert model.band("z", ms(TARGET, 15)) is None
+    assert model.last_week("z", ms(TARGET, 2)) == 7.5
+    assert model.last_week("z", ms(TARGET, 14)) == 40.0
+    assert model.peak("z", ms(TARGET, 12)) == 60.0
+    assert observation([14, 3], k_min=K, min_sensors=3) == 7.5
+    assert observation([15, 3], k_min=K, min_sensors=3) == 15.0
+    assert observation([500, 2], k_min=K, min_sensors=3) is None
+    assert observation(None, k_min=K, min_sensors=3) is None
+
+
+def test_published_counts_still_move_the_band() -> None:
+    """The other side of the rule: a published window's exact count is an observation (the property above
+    would also hold for a model that ignores all history)."""
+    base = {(7 * w, 14): (20 + w, 3) for w in range(1, 9)}  # 21 … 28
+    moved = base | {(7 * 4, 14): (100, 3)}  # 24 → 100
+    before, after = hourly(base).band("z", ms(TARGET, 14)), hourly(moved).band("z", ms(TARGET, 14))
+    assert before is not None
+    assert after is not None
+    assert (before.p50, after.p50) == (24.5, 25.5)
+    assert hourly(base).peak("z", ms(TARGET, 12)) == 24.5
