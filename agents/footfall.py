@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import faust
 import orjson
@@ -15,12 +16,14 @@ import schemas
 from agents.app import Topics
 from agents.backlog import Backlog
 from agents.store import LiveStore
+from agents.tables import partition_table, write_back
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
 from streams.footfall import FootfallParser, IngestPolicy, Reading, Rejection
 from streams.forecast import forecast
 from streams.masking import MAX_TEXT, mask_text
-from streams.noise import Noise
+from streams.noise import Noise, budget_key, history_key, noise_key
+from streams.overlay import Overlay
 from streams.publication import PrivacyPolicy, Usual, live_object
 from streams.registry import Registry
 from streams.timegrid import format_ts
@@ -37,6 +40,11 @@ MAX_REJECTION_BYTES = 64 * 1024  # far below the producer's 1 MB request limit
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def takes(stream: faust.StreamT[bytes]) -> faust.Stream[bytes]:
+    """The stream as Faust's class, whose `take_events` the StreamT protocol does not declare."""
+    return cast(faust.Stream[bytes], stream)
 
 
 def encode_readings(source: str, readings: list[Reading], input_partition: int | None = None) -> bytes:
@@ -76,6 +84,26 @@ async def send_rejection(topic: faust.TopicT, metrics: WorkerMetrics, rej: Rejec
     await topic.send(key=key, value=rejection_record(rej, event, now_ms), force=True)
 
 
+@dataclass
+class Take:
+    """What a take of zone-topic messages produced: the overlay per partition, the windows it closed (in log
+    order, with their published objects), and per zone whose live object changed, its partition and the log
+    time of the message that changed it last."""
+
+    states: dict[int, Overlay] = field(default_factory=dict)
+    windows: list[tuple[Cell, dict[str, Any]]] = field(default_factory=list)
+    lives: dict[str, tuple[int, int]] = field(default_factory=dict)
+    drawn: bool = False  # DP noise drawn: its record must be in the changelog before the windows are published
+
+
+NOISE_KEYS = (noise_key("", 0)[:2], budget_key("", "")[:2], history_key("", "")[:2])  # "n|", "b|", "h|"
+
+
+def drawn_key(key: str) -> bool:
+    """Is `key` one of the noise records (`streams.noise`), written before the windows they serve go out (P9)?"""
+    return key[:2] in NOISE_KEYS
+
+
 class FootfallPath:
     """Wires the pure core into two agents and a clock-tick timer on a Faust app."""
 
@@ -89,7 +117,7 @@ class FootfallPath:
         self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
         self.usual = UsualModel(registry, lambda zone, day: self.noise.history(  # P10: DP zones' noisy history
-            self.table, zone, day, self.engine.history(self.table, zone, day)),
+            self.state, zone, day, self.engine.history(self.state, zone, day)),
                                 window_ms=settings.window_s * 1000, weeks=settings.baseline_weeks,
                                 min_sensors=settings.min_sensors, k_min=settings.k_min)
         self.engine = WindowEngine(WindowConfig(
@@ -97,69 +125,123 @@ class FootfallPath:
             live_ms=settings.live_s * 1000, retention_ms=RETENTION_MS), self.usual.calendar)
         self.privacy = PrivacyPolicy(k_min=settings.k_min, min_sensors=settings.min_sensors)
         self.noise = Noise.for_registry(registry, self.usual.calendar, settings.min_sensors)  # P10, DP cities
-        self.table = app.Table("zone-windows", default=None, partitions=settings.partitions)
+        self.table = partition_table(app, "zone-windows", settings.partitions)
+        self.state: MutableMapping[str, Any] = self.table  # what the engine reads: a take's overlay while it runs
+        self.batch_events, self.batch_wait_s = settings.batch_events, settings.batch_wait_ms / 1000
         app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
         app.agent(topics.byzone, name="drukte.footfall.windows")(self.windows)
         app.timer(settings.tick_s, name="drukte.footfall.ticks")(self.ticks)
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
+        """Input batches in takes of up to `batch_events` messages: each message parsed on its own (a bad one is
+        rejected alone), the take's readings regrouped into one zone-topic message per zone, source and input
+        partition."""
+        async for events in takes(stream).take_events(self.batch_events, within=self.batch_wait_s):
             t0 = time.perf_counter()
             now = self.clock()
-            self.backlog.processed(event.message.tp, event.message.offset)
-            parsed = self.parser.parse(event.value, now)
-            self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc()
-            for rej in parsed.rejections:
-                await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
-            by_zone: dict[str, list[Reading]] = defaultdict(list)
-            for r in parsed.readings:
-                by_zone[r.zone_id].append(r)
-            for zone_id, readings in by_zone.items():
+            groups: dict[tuple[str, str, int], list[Reading]] = defaultdict(list)
+            for event in events:
+                parsed = self.parser.parse(event.value, now)
+                for rej in parsed.rejections:
+                    await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
+                source = mask_text(parsed.source or "?")
+                for r in parsed.readings:
+                    groups[(r.zone_id, source, event.message.partition)].append(r)
+            self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc(len(events))
+            for (zone_id, source, partition), readings in groups.items():
                 # Sent now, not attached to the offset (sent at commit): a clock tick written meanwhile would
                 # otherwise overtake these readings and make their source look idle. Faust flushes the
-                # producer before it commits this event's offset, so nothing is lost.
+                # producer before it commits the take's offsets, so nothing is lost.
                 await self.topics.byzone.send(key=zone_id.encode(),
-                                              value=encode_readings(mask_text(parsed.source or "?"), readings,
-                                                                    event.message.partition),
-                                              force=True)
+                                              value=encode_readings(source, readings, partition), force=True)
+            for event in events:  # only now: a tick vouches for input whose readings are on the zone topic
+                self.backlog.processed(event.message.tp, event.message.offset)
             self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
             yield None
 
     async def windows(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
+        """Zone-topic messages in takes: state changes gather in an overlay per partition, every message is
+        applied and closes its windows in log order exactly as alone (so a crash replays to the same windows),
+        and the take ends with one round of topic sends, one Redis pipeline and one changelog record per key."""
+        async for events in takes(stream).take_events(self.batch_events, within=self.batch_wait_s):
             t0 = time.perf_counter()
-            msg = event.message
-            ts = int(msg.timestamp * 1000)
-            doc = orjson.loads(event.value)
-            if "tick" in doc:
-                self.engine.tick(self.table, msg.partition, ts, doc.get("in"))
-                if ts // HOUR_MS != (ts - 1000 * self.tick_s) // HOUR_MS:
-                    self.purge(msg.partition)
-            else:
-                zone_id = bytes(event.key).decode()
-                # a watermark per source and zone: a gateway's batch spans many zones, and each zone's part
-                # arrives as its own message, so one zone's part must not make another zone's part late
-                res = self.engine.ingest(self.table, msg.partition, f"{doc['s']}|{zone_id}", ts,
-                                         decode_readings(zone_id, doc), doc.get("p"))
-                self.metrics.readings_in.inc(res.accepted)
-                self.metrics.duplicates.inc(res.duplicates)
-                self.metrics.late.inc(res.late)
-                self.metrics.late_untracked.inc(res.untracked)
-            wm = self.engine.watermark(self.table, msg.partition)
-            self.metrics.watermark_lag.labels(str(msg.partition)).set(max(0, self.clock() - wm) / 1000)
-            cells = self.engine.due(self.table, msg.partition, ts)
-            if cells:
-                await self.publish(cells, ts)
-                self.engine.finalize(self.table, msg.partition, cells)
+            by_partition: dict[int, list[faust.EventT[bytes]]] = defaultdict(list)
+            owned = self.app.consumer.assignment()
+            for event in events:
+                # a take filled before a rebalance may hold events of partitions now another worker's: their state
+                # is no longer ours to write (the new owner reads them again from the last commit)
+                if event.message.tp in owned:
+                    by_partition[event.message.partition].append(event)
+            take = Take()
+            for partition, part_events in by_partition.items():
+                take.states[partition] = state = Overlay(self.table)
+                self.state = state
+                try:
+                    for event in part_events:
+                        self.step(take, state, partition, event)
+                finally:
+                    self.state = self.table
+            changes = {partition: state.changes() for partition, state in take.states.items()}
+            if take.drawn:  # the draws reach the changelog before anything is published: a republish reads them
+                for partition, (writes, _) in changes.items():
+                    write_back(self.table, partition, {k: writes.pop(k) for k in list(writes) if drawn_key(k)}, [])
+                await self.app.producer.flush()
+            if take.windows:
+                await self.publish(take)
+            for partition, (writes, deletes) in changes.items():
+                write_back(self.table, partition, self.engine.settle_order(writes), deletes)
+                wm = self.engine.watermark(self.table, partition)
+                self.metrics.watermark_lag.labels(str(partition)).set(max(0, self.clock() - wm) / 1000)
             self.metrics.batch_seconds.labels("windows").observe(time.perf_counter() - t0)
             yield None
 
-    def purge(self, partition: int) -> None:
+    def step(self, take: Take, state: Overlay, partition: int, event: faust.EventT[bytes]) -> None:
+        """One zone-topic message: count it or tick, then close what is due, in the overlay."""
+        msg = event.message
+        ts = int(msg.timestamp * 1000)
+        doc = orjson.loads(event.value)
+        if "tick" in doc:
+            self.engine.tick(state, partition, ts, doc.get("in"))
+            if ts // HOUR_MS != (ts - 1000 * self.tick_s) // HOUR_MS:
+                self.purge(state, partition)
+        else:
+            zone_id = cast(bytes, event.key).decode()
+            # a watermark per source and zone: a gateway's batch spans many zones, and each zone's part
+            # arrives as its own message, so one zone's part must not make another zone's part late
+            res = self.engine.ingest(state, partition, f"{doc['s']}|{zone_id}", ts,
+                                     decode_readings(zone_id, doc), doc.get("p"))
+            self.metrics.readings_in.inc(res.accepted)
+            self.metrics.duplicates.inc(res.duplicates)
+            self.metrics.late.inc(res.late)
+            self.metrics.late_untracked.inc(res.untracked)
+            if res.late:
+                self.usual.forget()  # a past day's history changed
+        due = self.engine.due(state, partition, ts)
+        # Day by day: a band reads the days before its window's, so a message that closes several days at once
+        # (a replay's batch) finalizes each day before the next day's windows are made, as if they had come
+        # one message at a time.
+        days: dict[str, list[Cell]] = defaultdict(list)
+        for cell in due:
+            days[self.usual.calendar(cell.zone_id, cell.start_ms)[0].split(".")[0]].append(cell)
+        for cells in days.values():
+            self.usual.forget()
+            published, drawn = self.noise.publishable(state, cells)  # P10: noisy counts, drawn once per window
+            take.drawn = take.drawn or drawn
+            recents = {z: self.noise.recall(state, self.engine.recent_with(state, z, published))
+                       for z in {c.zone_id for c in cells}}
+            for cell in published:
+                take.windows.append((cell, self.window_object(cell, recents[cell.zone_id], ts)))
+            self.engine.finalize(state, partition, cells)
+            for zone_id, recent in recents.items():
+                if any(c.zone_id == zone_id and c.start_ms == recent[-1].start_ms for c in cells):
+                    take.lives[zone_id] = (partition, ts)  # its live object changes (not only a replay's past)
+
+    def purge(self, state: Overlay, partition: int) -> None:
         """Once an hour: forget final windows past retention (late dedupe needs them only that long)."""
-        zones = set(self.engine.partition(self.table, partition).get("zones", []))
-        wm = self.engine.watermark(self.table, partition)
-        for key in self.engine.expired(self.table, zones, wm):
-            del self.table[key]
+        zones = set(self.engine.partition(state, partition).get("zones", []))
+        wm = self.engine.watermark(state, partition)
+        for key in self.engine.expired(state, zones, wm):
+            del state[key]
 
     def usual_for(self, cells: list[Cell], recent: list[Cell], msg_ts: int) -> Usual:
         """Bands for `cells`, the weekly peak, and the 2-hour forecast after the newest of them.
@@ -184,23 +266,21 @@ class FootfallPath:
                          window_ms=window_ms, horizon_windows=HORIZON_MS // window_ms)
         return Usual(bands, peak, [(s, v, self.usual.p50(zone_id, s)) for s, v in ahead])
 
-    async def publish(self, cells: list[Cell], msg_ts: int) -> None:
-        """Topic first (awaited), then Redis, then the caller marks them final: a crash in between
-        republishes the same bytes instead of losing a window."""
+    def window_object(self, cell: Cell, recent: list[Cell], msg_ts: int) -> dict[str, Any]:
+        """The published window, made when it closes (before it is final): the same message closes it again
+        after a crash, with the same state, so a republish carries the same bytes."""
         cfg = self.engine.cfg
-        cells, drawn = self.noise.publishable(self.table, cells)  # P10: noisy counts, drawn once per window
-        if drawn:  # the draws reach the changelog before anything is published: a republish reads them (P9)
-            await self.app.producer.flush()
-        self.usual.forget()
-        windows, futures = [], []
-        recents = {z: self.noise.recall(self.table, self.engine.recent_with(self.table, z, cells))
-                   for z in {c.zone_id for c in cells}}
-        for cell in cells:
-            zone = self.registry.zones[cell.zone_id]
-            city = self.registry.city_of_zone[cell.zone_id]
-            obj = live_object(zone, city, [cell], self.privacy, window_ms=cfg.window_ms, grace_ms=cfg.grace_ms,
-                              usual=self.usual_for([cell], recents[cell.zone_id], msg_ts))
-            windows.append(obj)
+        zone, city = self.registry.zones[cell.zone_id], self.registry.city_of_zone[cell.zone_id]
+        return live_object(zone, city, [cell], self.privacy, window_ms=cfg.window_ms, grace_ms=cfg.grace_ms,
+                           usual=self.usual_for([cell], recent, msg_ts))
+
+    async def publish(self, take: Take) -> None:
+        """Topic first (awaited), then Redis; the caller then writes the take's state, which marks them final:
+        a crash in between republishes the same windows instead of losing one. Live objects and day profiles
+        are made once per zone and take, from the state after it."""
+        cfg = self.engine.cfg
+        futures = []
+        for cell, obj in take.windows:
             public = {k: v for k, v in obj.items() if k != "as_of_ms"}  # the contract object, nothing internal
             futures.append(await self.topics.busyness.send(
                 key=cell.zone_id.encode(), value=orjson.dumps(public), force=True))
@@ -211,19 +291,23 @@ class FootfallPath:
             await fut
         lives: list[dict[str, Any]] = []
         profiles: list[dict[str, Any]] = []
-        for zone_id, recent in sorted(recents.items()):
-            if recent[-1] not in cells:
-                continue  # only past windows closed (a replay): the zone's live object has not changed
-            span = [c for c in recent if c.start_ms >= recent[-1].end_ms - cfg.live_ms]
-            zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
-            lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,
-                                     grace_ms=cfg.grace_ms, usual=self.usual_for(span, recent, msg_ts)))
-            newest = recent[-1].start_ms
-            profiles.append(profile_record(zone_id, city.timezone, self.usual.day_profile(zone_id, newest),
-                                           self.usual.peak(zone_id, newest)))
-        await self.store.publish(windows, lives, profiles)
+        self.usual.forget()
+        for zone_id, (partition, msg_ts) in sorted(take.lives.items()):
+            self.state = take.states[partition]
+            try:
+                recent = self.noise.recall(self.state, self.engine.recent(self.state, zone_id))
+                span = [c for c in recent if c.start_ms >= recent[-1].end_ms - cfg.live_ms]
+                zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
+                lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,
+                                         grace_ms=cfg.grace_ms, usual=self.usual_for(span, recent, msg_ts)))
+                newest = recent[-1].start_ms
+                profiles.append(profile_record(zone_id, city.timezone, self.usual.day_profile(zone_id, newest),
+                                               self.usual.peak(zone_id, newest)))
+            finally:
+                self.state = self.table
+        await self.store.publish([obj for _, obj in take.windows], lives, profiles)
         now = self.clock()
-        for cell in cells:
+        for cell, _ in take.windows:
             delay_ms = now - cell.end_ms - cfg.grace_ms
             if delay_ms < HOUR_MS:  # replays of history would drown the live latency
                 self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)

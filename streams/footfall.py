@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import fastjsonschema
 import orjson
@@ -27,9 +29,10 @@ REASONS = (TOO_LARGE, MALFORMED_JSON, SCHEMA_VIOLATION, BAD_TIMESTAMP, UNKNOWN_S
            FUTURE_TIMESTAMP)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One counter interval, reduced to what we count: visitors of a zone over `[start, start+dur)`."""
+class Reading(NamedTuple):
+    """One counter interval, reduced to what we count: visitors of a zone over `[start, start+dur)`.
+
+    A named tuple, not a frozen dataclass: the worker makes one per reading, and a tuple is made 4× faster."""
 
     sensor_id: str
     zone_id: str
@@ -66,11 +69,37 @@ class IngestPolicy:
     max_past_ms: int = 10 * 366 * 86_400_000
 
 
+_SENSOR_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+                        r"(Z|[+-][0-9]{2}:[0-9]{2})")
+_READING_KEYS = frozenset(("sensor_id", "start", "seconds", "in", "out"))
+
+
+def envelope_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The batch schema with any object allowed as a reading: the readings are checked by `plain_reading`."""
+    envelope = copy.deepcopy(schema)
+    envelope["properties"]["readings"]["items"] = {"type": "object"}
+    return envelope
+
+
+def plain_reading(r: Any) -> bool:
+    """Does the schema's reading definition certainly accept `r`? Checked by hand, several times faster than the
+    compiled schema, and never looser (exact types, anchored patterns); False only means "ask the schema"."""
+    if type(r) is not dict or r.keys() != _READING_KEYS:
+        return False
+    sid, start, sec, n_in, n_out = r["sensor_id"], r["start"], r["seconds"], r["in"], r["out"]
+    return (type(sid) is str and _SENSOR_ID.fullmatch(sid) is not None
+            and type(start) is str and _TIMESTAMP.fullmatch(start) is not None
+            and type(sec) is int and 1 <= sec <= 86_400
+            and type(n_in) is int and 0 <= n_in <= 10_000_000 and type(n_out) is int and 0 <= n_out <= 10_000_000)
+
+
 class FootfallParser:
     """Decodes and validates `footfall.counts.v1` messages; bad parts become rejections, never exceptions."""
 
     def __init__(self, schema: dict[str, Any], registry: Registry, policy: IngestPolicy) -> None:
         self._validate: Callable[[Any], Any] = fastjsonschema.compile(schema)
+        self._validate_envelope: Callable[[Any], Any] = fastjsonschema.compile(envelope_schema(schema))
         self._sensors = registry.sensors
         self._policy = policy
 
@@ -94,7 +123,9 @@ class FootfallParser:
     def schema_error(self, doc: Any) -> str | None:
         """The schema's complaint about `doc`, or None when the schema accepts it."""
         try:
-            self._validate(doc)
+            self._validate_envelope(doc)
+            if not all(map(plain_reading, doc["readings"])):
+                self._validate(doc)  # the schema decides, and words its complaint
         except fastjsonschema.JsonSchemaException as exc:
             return str(exc)[:300]
         return None

@@ -17,10 +17,10 @@ reads normally again.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from statistics import median
 
 from streams.footfall import Reading
 from streams.registry import Registry
@@ -28,6 +28,18 @@ from streams.registry import Registry
 OK, SILENT, STUCK, JUMP = "ok", "silent", "stuck", "jump"
 STATES = (OK, SILENT, STUCK, JUMP)
 MINUTE_MS = 60_000
+
+
+def _median_without(rates: list[float], own: float) -> float | None:
+    """The median of sorted `rates` with one `own` left out (the neighbours of the sensor that read `own`);
+    None when fewer than two remain."""
+    i = bisect_left(rates, own)
+    rest = rates[:i] + rates[i + 1:]
+    n = len(rest)
+    if n < 2:
+        return None
+    mid = n // 2
+    return rest[mid] if n % 2 else (rest[mid - 1] + rest[mid]) / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,26 +71,27 @@ class SensorHealth:
         """Update each sensor's health from one batch; return the readings to count and how many were
         excluded, by state."""
         peers: dict[tuple[str, str, int, int], list[Reading]] = defaultdict(list)
+        sensors = self.registry.sensors
         for r in readings:
-            kind = self.registry.sensors[r.sensor_id].kind
-            peers[(r.zone_id, kind, r.start_ms, r.dur_ms)].append(r)
+            peers[(r.zone_id, sensors[r.sensor_id].kind, r.start_ms, r.dur_ms)].append(r)
         keep: list[Reading] = []
         excluded: dict[str, int] = defaultdict(int)
         for group in peers.values():
+            minutes = group[0].dur_ms / MINUTE_MS
+            rates = sorted(r.visitors / minutes for r in group)  # once per group, not once per member
             for r in group:
-                state = self._judge(r, [p for p in group if p is not r])
+                state = self._judge(r, _median_without(rates, r.visitors / minutes))
                 if state in (STUCK, JUMP):
                     excluded[state] += 1
                 else:
                     keep.append(r)
         return keep, dict(excluded)
 
-    def _judge(self, r: Reading, others: list[Reading]) -> str:
+    def _judge(self, r: Reading, ref: float | None) -> str:
+        """`ref`: the median rate of its neighbours in the same interval (None with fewer than two)."""
         s = self.sensors.setdefault(r.sensor_id, _Sensor())
         s.last_ms = max(s.last_ms, r.end_ms)
-        minutes = r.dur_ms / MINUTE_MS
-        rate = r.visitors / minutes
-        ref = median(o.visitors / minutes for o in others) if len(others) >= 2 else None
+        rate = r.visitors / (r.dur_ms / MINUTE_MS)
         state = OK
         if ref is not None and ref >= self.policy.busy_rate:
             s.zeros = s.zeros + 1 if r.visitors == 0 else 0

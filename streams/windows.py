@@ -291,6 +291,17 @@ class WindowEngine:
                 out.append(key)
         return out
 
+    @staticmethod
+    def settle_order(writes: dict[str, Any]) -> dict[str, Any]:
+        """A batch's writes in the order that keeps every prefix of them safe: the partition records last.
+
+        A crash can land part of a batch's writes in the changelog, and the batch's messages are then read again
+        on top of them. Window states and histories without their partition record are harmless: readings they
+        hold count as duplicates, a window they mark final is closed again from the old open list with the same
+        content. A partition record without its windows is not: its watermarks would be past readings the
+        windows never got, and those would count as late (seen as a window republished short after a kill)."""
+        return dict(sorted(writes.items(), key=lambda kv: kv[0].startswith("p|")))
+
     # -- history -----------------------------------------------------------------------------------------
     def _was_final(self, state: State, cache: dict[str, dict[str, list[int]]], zone: str, start: int) -> bool:
         date, slot = self.calendar(zone, start)

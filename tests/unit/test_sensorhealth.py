@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from statistics import median
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from streams.footfall import Reading
 from streams.registry import parse_registry
-from streams.sensorhealth import JUMP, OK, SILENT, STUCK, HealthPolicy, SensorHealth
+from streams.sensorhealth import JUMP, OK, SILENT, STUCK, HealthPolicy, SensorHealth, _median_without
 
 REG = parse_registry("""
 cities:
@@ -82,3 +87,13 @@ def test_silent_only_while_the_zone_is_open() -> None:
     closed = SensorHealth(REG, HealthPolicy(silent_ms=15 * MIN), lambda zone, ms: False)
     closed.observe(minute(0, 20))
     assert {s for s, _ in closed.states(late).values()} == {OK}
+
+
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=9), st.data())
+def test_median_without_is_the_median_of_the_others(visitors: list[int], data: st.DataObject) -> None:
+    own = data.draw(st.sampled_from(visitors))
+    others = list(visitors)
+    others.remove(own)
+    rates = sorted(v / 1.5 for v in visitors)
+    expected = median(v / 1.5 for v in others) if len(others) >= 2 else None
+    assert _median_without(rates, own / 1.5) == expected
