@@ -138,9 +138,68 @@ def summary(windows: dict[tuple[str, int], dict[str, Any]]) -> dict[tuple[str, i
 
 def published(stack: Stack, at_least: int, timeout_s: float = 120) -> dict[tuple[str, int], dict[str, Any]]:
     """Every window on busyness.zone.v1 once `at_least` distinct ones are there (a republished one must be
-    byte-identical, see `by_window`)."""
-    return by_window(stack.consume("busyness.zone.v1", lambda rs: len(by_window(rs)) >= at_least,
-                                   timeout_s=timeout_s))
+    byte-identical, see `by_window`). On a timeout the error tells where the records stopped (`diagnosis`)."""
+    try:
+        return by_window(stack.consume("busyness.zone.v1", lambda rs: len(by_window(rs)) >= at_least,
+                                       timeout_s=timeout_s))
+    except AssertionError as exc:
+        if "condition not met" not in str(exc):
+            raise
+        raise AssertionError(f"{exc}\n{diagnosis(stack, 'busyness.zone.v1')}") from exc
+
+
+def diagnosis(stack: Stack, topic: str, group: str = "drukte") -> str:
+    """Where a stream stopped, for a failure message (CI keeps nothing else): records of `topic` a fresh reader
+    gets per partition against the fetch high watermark (a stuck reader, or no more records?), the group's
+    committed offsets on the footfall path against theirs (workers that stopped consuming?), and each worker
+    log's last assignment, warnings and errors, and last lines."""
+    async def offsets() -> list[str]:
+        out = []
+        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap(stack.broker.url), group_id=None,
+                                  enable_auto_commit=False, auto_offset_reset="earliest")
+        await reader.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+            reader.assign(tps)
+            got = dict.fromkeys(tps, 0)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                for tp, records in (await reader.getmany(timeout_ms=300)).items():
+                    got[tp] += len(records)
+            out.append(f"{topic}: read/highwater " + " ".join(
+                f"[{tp.partition}] {got[tp]}/{reader.highwater(tp)}" for tp in tps))
+        finally:
+            await reader.stop()
+        member = AIOKafkaConsumer(bootstrap_servers=bootstrap(stack.broker.url), group_id=group,
+                                  enable_auto_commit=False)
+        await member.start()
+        try:
+            for name in ("footfall.counts.v1", f"{group}-footfall-byzone"):
+                tps = [TopicPartition(name, p) for p in sorted(member.partitions_for_topic(name) or ())]
+                ends = await member.end_offsets(tps) if tps else {}
+                committed = [await member.committed(tp) for tp in tps]
+                out.append(f"{name}: committed/end " + " ".join(
+                    f"[{tp.partition}] {c}/{ends.get(tp)}" for tp, c in zip(tps, committed, strict=True)))
+        finally:
+            await member.stop()
+        return out
+
+    try:
+        lines = asyncio.run(asyncio.wait_for(offsets(), 30))
+    except Exception as exc:  # a diagnosis must not hide the failure it explains
+        lines = [f"offsets not read: {exc!r}"]
+    for log in sorted(stack.tmp.glob("*.log")):
+        text = log.read_text(errors="replace").splitlines()
+        if not log.stem.startswith("worker"):
+            continue
+        assigned = [ln[:23] for ln in text if "Executing _on_partitions_assigned" in ln]
+        ready = [ln[:23] for ln in text if "Worker ready" in ln]
+        trouble = [ln[:200] for ln in text if "[WARNING]" in ln or "[ERROR]" in ln]
+        lines.append(f"{log.stem}: {len(text)} lines, assigned at {assigned[-3:]}, ready at {ready[-3:]}, "
+                     f"{len(trouble)} warnings/errors")
+        lines += [f"  ! {ln}" for ln in trouble[-5:]]
+        lines += [f"  | {ln[:200]}" for ln in text[-3:]]
+    return "\n".join(lines)
 
 
 def assert_matches_truth(windows: dict[tuple[str, int], dict[str, Any]], truth: dict[tuple[str, int], Any]) -> None:
