@@ -53,7 +53,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(settings.registry)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulator(settings, registry, city=args.city, speed=args.speed, days=args.days,
-                                  history_days=args.history_days))
+                                  history_days=args.history_days, history_pace_s=args.history_pace_s))
     return 0
 
 
@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start broker, store, worker, API and simulator (embedded unless configured)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
     up.add_argument("--port", type=int, help="API port (default 8080 or DRUKTE_PORT)")
-    up.add_argument("--history-days", type=float, default=21.0,
-                    help="days of simulated history replayed alongside live, so usual bands exist (default 21)")
+    up.add_argument("--history-days", type=float, default=56.0,
+                    help="days of simulated history replayed at full speed first, so usual bands, scores and "
+                         "forecasts exist from the start (default 56: the 8 weeks of DRUKTE_BASELINE_WEEKS)")
     up.add_argument("--registry", help="registry YAML (default DRUKTE_REGISTRY or the shipped Flanders file)")
     up.set_defaults(func=cmd_up)
 
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--days", type=float, default=0.0, help="days of history to send first (default 0)")
     sim.add_argument("--history-days", type=float, default=0.0,
                      help="days of quarter-hour history sent first, in parallel with live (default 0)")
+    sim.add_argument("--history-pace-s", type=float, default=0.0,
+                     help="real seconds to wait after each day of history (default 0: as fast as the broker "
+                          "takes it; live windows wait behind the history backlog)")
     sim.add_argument("--registry", help="registry YAML")
     sim.set_defaults(func=cmd_simulate)
 

@@ -55,6 +55,7 @@ async def run_simulator(
     outage_rate: float = simulation.OUTAGE_RATE,
     duplicate_rate: float = simulation.DUPLICATE_RATE,
     history_days: float = 0.0,
+    history_pace_s: float = HISTORY_PACE_S,
 ) -> int:
     """Run one simulated gateway per city (or only `city`) until `stop` is set; return the batches sent.
 
@@ -114,7 +115,8 @@ async def run_simulator(
     if history_days > 0:
         history_end = next_min * MINUTE_MS
         history = asyncio.create_task(_send_history(
-            cities, registry, producer, seed, history_end - round(history_days * 86_400_000), history_end))
+            cities, registry, producer, seed, history_end - round(history_days * 86_400_000), history_end,
+            history_pace_s))
     try:
         while not stop.is_set():
             real = clock()
