@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
     up.add_argument("--port", type=int, help="API port (default 8080 or DRUKTE_PORT)")
     up.add_argument("--history-days", type=float, default=56.0,
-                    help="days of simulated history replayed at full speed first, so usual bands, scores and "
-                         "forecasts exist from the start (default 56: the 8 weeks of DRUKTE_BASELINE_WEEKS)")
+                    help="days of simulated history: this weekday's 8 weeks at full speed first, so today's "
+                         "usual band, index, score and forecast exist within minutes, then the other days "
+                         "paced (default 56: the 8 weeks of DRUKTE_BASELINE_WEEKS)")
     up.add_argument("--registry", help="registry YAML (default DRUKTE_REGISTRY or the shipped Flanders file)")
     up.set_defaults(func=cmd_up)
 
@@ -115,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--days", type=float, default=0.0, help="days of history to send first (default 0)")
     sim.add_argument("--history-days", type=float, default=0.0,
                      help="days of quarter-hour history sent first, in parallel with live (default 0)")
-    sim.add_argument("--history-pace-s", type=float, default=0.0,
-                     help="real seconds to wait after each day of history (default 0: as fast as the broker "
-                          "takes it; live windows wait behind the history backlog)")
+    sim.add_argument("--history-pace-s", type=float, default=20.0,
+                     help="real seconds to wait after each day of history but the urgent ones (this weekday, "
+                          "sent first at full speed); 0: all at full speed, live waits behind the backlog "
+                          "(default 20)")
     sim.add_argument("--registry", help="registry YAML")
     sim.set_defaults(func=cmd_simulate)
 

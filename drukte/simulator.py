@@ -147,24 +147,41 @@ async def run_simulator(
 
 
 
+def history_order(start_ms: int, end_ms: int, day_ms: int = 86_400_000) -> list[tuple[int, int, bool]]:
+    """Day chunks `(start, end, urgent)` of `[start_ms, end_ms)`, in the order the demo sends them.
+
+    Urgent first, newest first: the chunks 7, 14, … days before the end, which hold this time of day on this
+    weekday and the hours after it. Today's usual band, index, score and 2-hour forecast need only those, so
+    they are filled once these are read. The other days follow, newest first, paced."""
+    chunks = []
+    t = start_ms
+    while t < end_ms:
+        chunks.append((t, min(t + day_ms, end_ms)))
+        t += day_ms
+    week = 7 * day_ms
+    urgent = [c for c in reversed(chunks) if (end_ms - c[0]) % week == 0]
+    return [(a, b, True) for a, b in urgent] + [(a, b, False) for a, b in reversed(chunks) if (a, b) not in urgent]
+
+
 async def _send_history(cities: list[City], registry: Registry, producer: Any, seed: int, start_ms: int,
                         end_ms: int, pace_s: float = HISTORY_PACE_S) -> None:
-    """The `history-<city>` sources: past quarter-hours, a day per city at a time, oldest first.
+    """Past quarter-hours, a day per city at a time, in `history_order`: the urgent days as fast as the broker
+    takes them, then one day per `pace_s`.
 
-    Paced at one day per `pace_s`: history and live share the worker's partitions, and a history backlog
-    would hold the live windows back behind it (a real replay of years should run before going live, or
-    on its own worker group).
+    History and live share the worker's partitions, and a history backlog holds the live windows back behind
+    it (a real replay of years should run before going live, or on its own worker group): so only the urgent
+    days go at full speed. Each day is a source of its own (`history-<city>-<date>`): days come newest first,
+    and within one source a day older than the last would be late (history only, never published, P9).
     """
-    day_ms = 86_400_000
     step = simulation.HISTORY_STEP_MS
     # whole quarter-hours only, so consecutive day chunks leave no quarter-hour out between them
-    t, end_ms = start_ms - start_ms % step, end_ms - end_ms % step
+    start_ms, end_ms = start_ms - start_ms % step, end_ms - end_ms % step
     sent = 0
-    while t < end_ms:
-        upto = min(t + day_ms, end_ms)
+    for t, upto, urgent in history_order(start_ms, end_ms):
         pending = []
         for city in cities:
-            for batch in simulation.history_batches(registry, city.id, t, upto, seed):
+            source = f"{simulation.history_source(city.id)}-{format_ts(t, 'UTC')[:10].replace('-', '')}"
+            for batch in simulation.history_batches(registry, city.id, t, upto, seed, source=source):
                 pending.append(await producer.send(FOOTFALL.name, value=orjson.dumps(batch),
                                                    key=batch["source"].encode()))
             # the acquirer's export comes in whole hours: chunk edges floored to the hour, so none is left out
@@ -173,9 +190,10 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
                                                    key=batch["source"].encode()))
         await asyncio.gather(*pending)
         sent += len(pending)
-        t = upto
-        log.info("simulator: history sent up to %s (%d batches)", format_ts(t, cities[0].timezone), sent)
-        await asyncio.sleep(pace_s)
+        log.info("simulator: history of %s sent (%d batches%s)", format_ts(t, cities[0].timezone)[:10], sent,
+                 ", for today's bands" if urgent else "")
+        if not urgent:
+            await asyncio.sleep(pace_s)
     log.info("simulator: history complete, %d batches", sent)
 
 

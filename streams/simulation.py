@@ -279,14 +279,14 @@ def history_source(city_id: str) -> str:
 
 
 def history_batches(registry: Registry, city_id: str, start_ms: int, end_ms: int, seed: int,
-                    *, step_ms: int = HISTORY_STEP_MS) -> list[dict[str, Any]]:
+                    *, step_ms: int = HISTORY_STEP_MS, source: str | None = None) -> list[dict[str, Any]]:
     """Past weeks for a demo: one batch per hour with a reading per sensor and `step_ms`, in time order.
 
     The same model as `batches` (profile, weather, season, sensor shares) at the coarser step an export of
     history has; no outages and no duplicates. Deterministic in `seed`.
     """
     city = city_of(registry, city_id)
-    source = history_source(city.id)
+    source = source or history_source(city.id)
     first, last = -(-start_ms // step_ms), end_ms // step_ms
     zones = [(z, zone_kind(z), peak_per_hour(z) * step_ms / 3_600_000, _sensor_shares(seed, z)) for z in city.zones]
     out: list[dict[str, Any]] = []
