@@ -20,7 +20,7 @@ from drukte.kafka import ensure_topics, security_options
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
 from streams.registry import Registry
-from streams.topics import DEVICES_ZONE, INPUT_TOPICS, OUTPUT_TOPICS
+from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
 
 def run_worker(settings: Settings, registry: Registry) -> None:
@@ -34,7 +34,7 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     seek_before_streaming(app)  # no event skipped when streams start after table recovery
     assert settings.kafka_url is not None  # create_app checked it
     # Input topics with their retention (P4) before Faust would auto-create them without it.
-    asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS, DEVICES_ZONE], settings.partitions,
+    asyncio.run(ensure_topics(settings.kafka_url, [*INPUT_TOPICS, *OUTPUT_TOPICS], settings.partitions,
                               replication=settings.replication_factor, options=security_options(settings)))
     metrics = WorkerMetrics(REGISTRY)
     if settings.metrics_port:

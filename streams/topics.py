@@ -30,9 +30,8 @@ REJECTED = TopicSpec("ingest.rejected.v1", 7 * DAY_MS, DAY_MS)
 BUSYNESS = TopicSpec("busyness.zone.v1", None)
 SPENDING = TopicSpec("spending.zone.v1", None)
 
-# Distinct-device counts per zone window (integers as rounded ranges, never an address or pseudonym). Not in
-# OUTPUT_TOPICS yet: `drukte topics plan` pins that list (tests/unit/test_deploy_topics.py); the worker creates it.
+# Distinct-device counts per zone window (integers as rounded ranges, never an address or pseudonym).
 DEVICES_ZONE = TopicSpec("devices.zone.v1", None)
 
 INPUT_TOPICS = (FOOTFALL, PAYMENTS, DEVICES)
-OUTPUT_TOPICS = (REJECTED, BUSYNESS, SPENDING)
+OUTPUT_TOPICS = (REJECTED, BUSYNESS, SPENDING, DEVICES_ZONE)

@@ -25,7 +25,8 @@ HOUR_MS = 3_600_000
 def test_plan_has_every_contract_topic_with_the_settings_partitions_and_replication() -> None:
     topics = plan(Settings(partitions=12, replication_factor=3))
     assert [t.name for t in topics] == ["footfall.counts.v1", "payments.v1", "devices.detections.v1",
-                                        "ingest.rejected.v1", "busyness.zone.v1", "spending.zone.v1"]
+                                        "ingest.rejected.v1", "busyness.zone.v1", "spending.zone.v1",
+                                        "devices.zone.v1"]
     assert {(t.partitions, t.replication) for t in topics} == {(12, 3)}
 
 
