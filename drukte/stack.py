@@ -50,6 +50,8 @@ def up(settings: Settings, *, simulator: bool, history_days: float = 0.0) -> int
     if simulator:
         children["simulator"] = _spawn(["simulate", "--history-days", str(history_days)], env)
     print(_urls(settings, load_registry(settings.registry)), flush=True)
+    if simulator and history_days > 0:
+        print(_history_note(history_days), flush=True)
     code = 0
     while not stopping:
         for name, proc in children.items():
@@ -89,3 +91,11 @@ Drukte draait / tourne / is running:
   metrics       {base}/metrics  (worker: http://127.0.0.1:{settings.metrics_port}/metrics)
 Stop with Ctrl-C.
 """
+
+
+def _history_note(days: float) -> str:
+    """What a first visitor sees while the history loads (Dutch first)."""
+    return (f"Geschiedenis ({days:g} dagen) wordt geladen: gewoonlijk, index en voorspelling verschijnen binnen "
+            f"enkele minuten.\nHistorique ({days:g} jours) en chargement : l'habituel, l'indice et la prévision "
+            f"apparaissent en quelques minutes.\nLoading {days:g} days of history: usual bands, index and forecast "
+            "appear within a few minutes.\n")
