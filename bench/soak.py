@@ -170,7 +170,9 @@ class Soak:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args, self.work = args, work
         self.registry_path = work / "registry.yaml"
-        self.registry_path.write_text(scaled_registry(FLANDERS.read_text(), args.scale))
+        # the shipped registry of the tree the processes run from: another tree's may have keys they do not know
+        src = Path(args.worker_src) if args.worker_src else REPO
+        self.registry_path.write_text(scaled_registry((src / FLANDERS.relative_to(REPO)).read_text(), args.scale))
         self.registry = parse_registry(self.registry_path.read_text())
         self.injected = {"bad": 0, "duplicate_batches": 0, "duplicate_readings": 0}
         self.api_requests = {"ok": 0, "other": 0}
