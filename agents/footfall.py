@@ -204,6 +204,11 @@ class FootfallPath:
             self.engine.tick(state, partition, ts, doc.get("in"))
             if ts // HOUR_MS != (ts - 1000 * self.tick_s) // HOUR_MS:
                 self.purge(state, partition)
+        elif "h" in doc:  # published windows read back by `drukte rebuild-baselines`: history only
+            filled = self.engine.restore(state, cast(bytes, event.key).decode(), doc["h"])
+            self.metrics.history_restored.inc(filled)
+            if filled:
+                self.usual.forget()
         else:
             zone_id = cast(bytes, event.key).decode()
             # a watermark per source and zone: a gateway's batch spans many zones, and each zone's part

@@ -75,6 +75,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.sent else 1
 
 
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from drukte.rebuild import main as rebuild
+
+    return rebuild(settings)
+
+
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     from drukte.topics_cmd import run
 
@@ -134,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="max (default: as fast as possible) or simulated seconds per real second")
     rep.add_argument("--city", help="only replay this city's sensors (default: every sensor in the file)")
     rep.set_defaults(func=cmd_replay)
+
+    rb = sub.add_parser("rebuild-baselines",
+                        help="refill the day histories behind the usual bands from busyness.zone.v1 (after the "
+                             "worker's state was lost); run it with the worker running")
+    rb.set_defaults(func=cmd_rebuild)
 
     top = sub.add_parser("topics", help="Kafka topics with partitions, replication and retention (P4)")
     topsub = top.add_subparsers(dest="topics_command", required=True, metavar="SUBCOMMAND")

@@ -40,6 +40,9 @@ class WorkerMetrics:
         self.sensor_health = Gauge(
             "drukte_sensor_health", "Sensors seen by this worker per health state (ok, silent, stuck, jump)",
             ["state"], registry=registry)
+        self.history_restored = Counter(
+            "drukte_history_restored_total", "Day-history slots filled from published windows (rebuild-baselines)",
+            registry=registry)
         self.readings_excluded = Counter(
             "drukte_readings_excluded_total", "Readings left out of zone sums: their sensor is stuck or jumping",
             ["state"], registry=registry)

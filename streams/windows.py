@@ -291,6 +291,24 @@ class WindowEngine:
                 out.append(key)
         return out
 
+    def restore(self, state: State, zone: str, rows: Iterable[list[int]]) -> int:
+        """Fill the zone's day history from published windows `[start, visitors, sensors]` (a rebuild after the
+        table was lost): only slots it lacks, never over a count this worker made. Returns the slots filled."""
+        histories: dict[str, dict[str, list[int]]] = {}
+        filled = 0
+        for start, visitors, sensors in rows:
+            date, slot = self.calendar(zone, start)
+            key = history_key(zone, date)
+            hist = histories.get(key)
+            if hist is None:
+                hist = histories[key] = self.history(state, zone, date)
+            if str(slot) not in hist:
+                hist[str(slot)] = [int(visitors), int(sensors)]
+                filled += 1
+        for key, hist in histories.items():
+            state[key] = hist
+        return filled
+
     @staticmethod
     def settle_order(writes: dict[str, Any]) -> dict[str, Any]:
         """A batch's writes in the order that keeps every prefix of them safe: the partition records last.
