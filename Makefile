@@ -37,7 +37,8 @@ promtool: ## install Prometheus' promtool (Debian package prometheus) if missing
 	  else echo "the alert tests need promtool: install it (Debian/Ubuntu: sudo apt-get install prometheus)"; exit 1; fi; }
 
 test: $(STAMP) promtool chromium ## run every test tier (unit, component, e2e, browser) against a real embedded broker and store
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/unit tests/component tests/browser
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/e2e  # each test starts its own broker and store
 
 test-unit: $(STAMP) promtool ## only the fast pure tests
 	$(BIN)/python -m pytest -q tests/unit
