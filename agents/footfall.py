@@ -34,6 +34,9 @@ from streams.windows import Cell, WindowConfig, WindowEngine
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 HORIZON_MS = 2 * HOUR_MS  # the forecast's reach
+# A replay of weeks closes its windows within minutes, and their states (with every reading's id) would stay until
+# the hourly purge: 8 weeks of demo history took the worker to 900 MB.
+PURGE_AFTER_WINDOWS = 20_000
 RETENTION_MS = 48 * HOUR_MS  # final windows kept for late dedupe: a gateway may resend a day
 MAX_REJECTION_BYTES = 64 * 1024  # far below the producer's 1 MB request limit
 
@@ -128,6 +131,7 @@ class FootfallPath:
         self.table = partition_table(app, "zone-windows", settings.partitions)
         self.state: MutableMapping[str, Any] = self.table  # what the engine reads: a take's overlay while it runs
         self.batch_events, self.batch_wait_s = settings.batch_events, settings.batch_wait_ms / 1000
+        self.closed_since_purge: dict[int, int] = defaultdict(int)
         app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
         app.agent(topics.byzone, name="drukte.footfall.windows")(self.windows)
         app.timer(settings.tick_s, name="drukte.footfall.ticks")(self.ticks)
@@ -240,9 +244,14 @@ class FootfallPath:
             for zone_id, recent in recents.items():
                 if any(c.zone_id == zone_id and c.start_ms == recent[-1].start_ms for c in cells):
                     take.lives[zone_id] = (partition, ts)  # its live object changes (not only a replay's past)
+        self.closed_since_purge[partition] += len(due)
+        if self.closed_since_purge[partition] >= PURGE_AFTER_WINDOWS:
+            self.purge(state, partition)
 
     def purge(self, state: Overlay, partition: int) -> None:
-        """Once an hour: forget final windows past retention (late dedupe needs them only that long)."""
+        """Once an hour, and after every `PURGE_AFTER_WINDOWS` closed: forget final windows past retention (late
+        dedupe needs them only that long)."""
+        self.closed_since_purge[partition] = 0
         zones = set(self.engine.partition(state, partition).get("zones", []))
         wm = self.engine.watermark(state, partition)
         for key in self.engine.expired(state, zones, wm):
