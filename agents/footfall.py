@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,7 +23,7 @@ from drukte.settings import Settings
 from streams.footfall import FootfallParser, IngestPolicy, Reading, Rejection
 from streams.forecast import forecast
 from streams.masking import MAX_TEXT, mask_text
-from streams.noise import Noise, budget_key, history_key, noise_key
+from streams.noise import Noise, is_noise_key
 from streams.overlay import Overlay
 from streams.publication import PrivacyPolicy, Usual, live_object
 from streams.registry import Registry
@@ -99,14 +100,6 @@ class Take:
     drawn: bool = False  # DP noise drawn: its record must be in the changelog before the windows are published
 
 
-NOISE_KEYS = (noise_key("", 0)[:2], budget_key("", "")[:2], history_key("", "")[:2])  # "n|", "b|", "h|"
-
-
-def drawn_key(key: str) -> bool:
-    """Is `key` one of the noise records (`streams.noise`), written before the windows they serve go out (P9)?"""
-    return key[:2] in NOISE_KEYS
-
-
 class FootfallPath:
     """Wires the pure core into two agents and a clock-tick timer on a Faust app."""
 
@@ -179,16 +172,13 @@ class FootfallPath:
             take = Take()
             for partition, part_events in by_partition.items():
                 take.states[partition] = state = Overlay(self.table)
-                self.state = state
-                try:
+                with self.reading(state):
                     for event in part_events:
                         self.step(take, state, partition, event)
-                finally:
-                    self.state = self.table
             changes = {partition: state.changes() for partition, state in take.states.items()}
             if take.drawn:  # the draws reach the changelog before anything is published: a republish reads them
                 for partition, (writes, _) in changes.items():
-                    write_back(self.table, partition, {k: writes.pop(k) for k in list(writes) if drawn_key(k)}, [])
+                    write_back(self.table, partition, {k: writes.pop(k) for k in list(writes) if is_noise_key(k)}, [])
                 await self.app.producer.flush()
             if take.windows:
                 await self.publish(take)
@@ -198,6 +188,15 @@ class FootfallPath:
                 self.metrics.watermark_lag.labels(str(partition)).set(max(0, self.clock() - wm) / 1000)
             self.metrics.batch_seconds.labels("windows").observe(time.perf_counter() - t0)
             yield None
+
+    @contextmanager
+    def reading(self, state: Overlay) -> Iterator[Overlay]:
+        """Make `state` what the usual model's history lookups read (a take's overlay), then the table again."""
+        self.state = state
+        try:
+            yield state
+        finally:
+            self.state = self.table
 
     def step(self, take: Take, state: Overlay, partition: int, event: faust.EventT[bytes]) -> None:
         """One zone-topic message: count it or tick, then close what is due, in the overlay."""
@@ -231,7 +230,7 @@ class FootfallPath:
         # one message at a time.
         days: dict[str, list[Cell]] = defaultdict(list)
         for cell in due:
-            days[self.usual.calendar(cell.zone_id, cell.start_ms)[0].split(".")[0]].append(cell)
+            days[self.noise.day(cell.zone_id, cell.start_ms)].append(cell)  # the local date
         for cells in days.values():
             self.usual.forget()
             published, drawn = self.noise.publishable(state, cells)  # P10: noisy counts, drawn once per window
@@ -307,9 +306,8 @@ class FootfallPath:
         profiles: list[dict[str, Any]] = []
         self.usual.forget()
         for zone_id, (partition, msg_ts) in sorted(take.lives.items()):
-            self.state = take.states[partition]
-            try:
-                recent = self.noise.recall(self.state, self.engine.recent(self.state, zone_id))
+            with self.reading(take.states[partition]) as state:
+                recent = self.noise.recall(state, self.engine.recent(state, zone_id))
                 span = [c for c in recent if c.start_ms >= recent[-1].end_ms - cfg.live_ms]
                 zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
                 lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,
@@ -317,8 +315,6 @@ class FootfallPath:
                 newest = recent[-1].start_ms
                 profiles.append(profile_record(zone_id, city.timezone, self.usual.day_profile(zone_id, newest),
                                                self.usual.peak(zone_id, newest)))
-            finally:
-                self.state = self.table
         await self.store.publish([obj for _, obj in take.windows], lives, profiles)
         now = self.clock()
         for cell, _ in take.windows:

@@ -76,6 +76,12 @@ def opendp_draw() -> Draw:
     return draw
 
 
+def is_noise_key(key: str) -> bool:
+    """Is `key` one of this module's records (drawn count, budget spent, noisy history)? A batch writes them to
+    the changelog before it publishes the windows they serve (P9)."""
+    return key[:2] in ("n|", "b|", "h|")
+
+
 def noise_key(zone: str, start_ms: int) -> str:
     return f"n|{zone}|{start_ms}"
 
