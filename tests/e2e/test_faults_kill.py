@@ -10,7 +10,7 @@ import pytest
 
 from streams.storekeys import windows_key
 from streams.timegrid import parse_ts
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, wait_for
 from tests.e2e.workload import (
     ENV,
     Feeder,
@@ -74,6 +74,10 @@ def test_kill9_at_three_points_then_restart(stack: Stack) -> None:
     # `published`), and the store holds every window once with the same figures
     records = stack.consume("busyness.zone.v1", lambda rs: len(rs) >= len(windows), timeout_s=10)
     assert Counter(orjson.dumps(r) for r in records).most_common(1)[0][1] >= 2, "no window was republished"
+    # the store is written after the topic (and a take's last windows a moment after they show there)
+    keys = [windows_key(z) for z in {z for z, _ in wl.truth}]
+    wait_for("every window in the store", lambda: sum(int(stack.redis().zcard(k)) for k in keys) >= len(wl.truth),
+             timeout_s=30)
     r = stack.redis()
     for zone in {z for z, _ in wl.truth}:
         stored = [orjson.loads(m) for m in r.zrange(windows_key(zone), 0, -1)]
