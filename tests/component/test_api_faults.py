@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.server import redis_client
+from api.server import implementations, redis_client
 from drukte.embedded import Service, free_port, start_store, wait_for_port
 from drukte.settings import Settings
 from streams.registry import Registry, parse_registry
@@ -221,7 +223,9 @@ async def test_default_rate_limit_is_generous(make_app: AppFactory) -> None:
 
 
 def test_real_server_answers_limits_as_problems(store: Service, tmp_path: Path) -> None:
-    """Through uvicorn (h11), not only in process: oversized requests get the API's problem details."""
+    """Through uvicorn (uvloop, httptools), not only in process: oversized requests get the API's problem details,
+    and a head that keeps growing is cut off at the server's bound with one too (httptools has none of its own)."""
+    assert implementations() == ("uvloop", "httptools")  # both are dependencies: this runs what production runs
     registry_file = tmp_path / "registry.yaml"
     registry_file.write_text(REGISTRY_YAML)
     port = free_port()
@@ -234,13 +238,50 @@ def test_real_server_answers_limits_as_problems(store: Service, tmp_path: Path) 
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
             assert c.get("/healthz").status_code == 200
             assert_problem(c.get("/v1/zones/" + "a" * 3000 + "/live"), 414)
-            assert_problem(c.get("/v1/cities", headers={"X-Padding": "p" * 12_000}), 431)  # over ours, under h11's
+            assert_problem(c.get("/v1/cities", headers={"X-Padding": "p" * 12_000}), 431)  # over ours, under the bound
             assert_problem(c.post("/v1/cities", content=b"x" * 20_000), 413)
-            # far over: ours again when the head arrives at once; h11's plain 400 if it trickles in past its limit
-            assert c.get("/v1/cities", headers={"X-Padding": "p" * 40_000}).status_code in (400, 431)
+            # far over, arriving at once: still ours (the server's bound only stops a head that keeps growing)
+            assert "8192" in assert_problem(c.get("/v1/cities", headers={"X-Padding": "p" * 40_000}), 431)["detail"]
+        # trickled in past the server's bound (16 KiB with the default limits): refused there, then closed
+        header = trickle(port, b"GET /v1/cities HTTP/1.1\r\nHost: a\r\nX-Padding: " + b"p" * 40_000 + b"\r\n\r\n")
+        assert header.startswith(b"HTTP/1.1 431 ")
+        assert "16384 bytes" in assert_raw_problem(header, 431)["detail"]
+        url = trickle(port, b"GET /v1/cities?q=" + b"x" * 40_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert_raw_problem(url, 414)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            assert c.get("/healthz").status_code == 200  # and the server is fine
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def trickle(port: int, request: bytes) -> bytes:
+    """Send `request` 1,000 bytes at a time (each its own read on the server); what the server answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the server closes once it has answered: the rest is refused
+            for i in range(0, len(request), 1000):
+                sock.sendall(request[i:i + 1000])
+                time.sleep(0.001)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+def assert_raw_problem(answer: bytes, status: int) -> dict[str, Any]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} ")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert int(headers["content-length"]) == len(body)
+    problem: dict[str, Any] = orjson.loads(body)
+    assert problem["status"] == status
+    assert problem["type"] == "about:blank"
+    return problem
 
 
 # --- store down and back ---------------------------------------------------------------------------------------
