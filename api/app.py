@@ -49,11 +49,15 @@ def create_app(
     redis_client: aioredis.Redis,
     metrics_registry: CollectorRegistry | None = None,
     clock: Callable[[], int] = wall_clock_ms,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
-    """Build the API. The caller owns `redis_client` (and closes it); metrics go to `metrics_registry`."""
+    """Build the API. The caller owns `redis_client` (and closes it); metrics go to `metrics_registry`.
+
+    `clock` is the time the answers speak of (epoch ms); `monotonic` (s) only times the live-object cache."""
     metrics_registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
     metrics = ApiMetrics(metrics_registry)
-    ctx = Context(settings, registry, LiveStore(redis_client), metrics, metrics_registry, clock)
+    store = LiveStore(redis_client, settings.api_cache_ms, monotonic)
+    ctx = Context(settings, registry, store, metrics, metrics_registry, clock)
     app = FastAPI(title="Drukte", version=_version(), description=DESCRIPTION)
     problems.install(app, metrics)
     app.include_router(build_router(ctx))

@@ -65,7 +65,7 @@ class Context:
         """`views` with a `devices` member for the zones that have WiFi/BLE scanners (read in one MGET); zones
         without scanners get none, so their live object stays the contract's §4 object."""
         scanned = [z.id for z in zones if z.device_sensors]
-        stored = await self.store.devices(scanned)
+        stored = await self.store.devices(scanned, cached=True)
         stale_ms = self.settings.stale_after_s * 1000
         return [v | {"devices": live_devices(z, stored.get(z.id), now_ms, stale_ms)} if z.device_sensors else v
                 for z, v in zip(zones, views, strict=True)]
@@ -111,7 +111,7 @@ def build_router(ctx: Context) -> APIRouter:
                 summary="The live object of every zone of a city", responses=problem_doc(404, 503))
     async def city_live(city_id: CityId) -> Response:
         city = ctx.city(city_id)
-        stored = await ctx.store.live([z.id for z in city.zones])
+        stored = await ctx.store.live([z.id for z in city.zones], cached=True)
         now = ctx.clock()
         newest = max((s for s in stored if s is not None and isinstance(s.get(AS_OF_MS), int)),
                      key=lambda s: int(s[AS_OF_MS]), default=None)
@@ -127,7 +127,7 @@ def build_router(ctx: Context) -> APIRouter:
                 summary="The live object of a zone", responses=problem_doc(404, 503))
     async def zone_live(zone_id: ZoneId) -> Response:
         zone = ctx.zone(zone_id)
-        [stored] = await ctx.store.live([zone.id])
+        [stored] = await ctx.store.live([zone.id], cached=True)
         now = ctx.clock()
         return _json((await ctx.with_devices([zone], [ctx.view(zone, stored, now)], now))[0])
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -38,24 +39,53 @@ def _decode(zone_id: str, raw: bytes | str | None) -> dict[str, Any] | None:
 
 
 class LiveStore:
-    """Reads what the stream worker wrote. Redis connection and timeout errors propagate to the caller."""
+    """Reads what the stream worker wrote. Redis connection and timeout errors propagate to the caller.
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    Live and device objects read with `cached=True` may come from an in-process cache instead: each key's
+    decoded object (or its absence) is reused for `cache_ms` after the read that fetched it was sent, timed by
+    `monotonic` (seconds), so what is served is at most `cache_ms` older than the store. Every read, cached or
+    not, refreshes the cache. A key not read within `cache_ms` is read from the store, so a store error with
+    nothing recent cached still propagates. `cache_ms` 0: no cache. Cached objects are shared: never change one.
+    """
+
+    def __init__(self, client: aioredis.Redis, cache_ms: int = 0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._client = client
+        self._cache_s = cache_ms / 1000
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}  # key -> (read sent at, decoded object)
 
-    async def live(self, zone_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+    async def live(self, zone_ids: Sequence[str], *, cached: bool = False) -> list[dict[str, Any] | None]:
         """The stored live objects of these zones, in order, with one MGET; None where there is none."""
-        if not zone_ids:
-            return []
-        raws: list[bytes | str | None] = await self._client.mget([live_key(z) for z in zone_ids])
-        return [_decode(z, raw) for z, raw in zip(zone_ids, raws, strict=True)]
+        return await self._mget(zone_ids, [live_key(z) for z in zone_ids], cached)
 
-    async def devices(self, zone_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    async def devices(self, zone_ids: Sequence[str], *, cached: bool = False) -> dict[str, dict[str, Any] | None]:
         """The newest published distinct-device window per zone (one MGET; none asked, no call)."""
-        if not zone_ids:
-            return {}
-        raws: list[bytes | str | None] = await self._client.mget([devices_key(z) for z in zone_ids])
-        return {z: _decode(z, raw) for z, raw in zip(zone_ids, raws, strict=True)}
+        objs = await self._mget(zone_ids, [devices_key(z) for z in zone_ids], cached)
+        return dict(zip(zone_ids, objs, strict=True))
+
+    async def _mget(self, zone_ids: Sequence[str], keys: list[str], cached: bool) -> list[dict[str, Any] | None]:
+        """The decoded objects at `keys` (one per zone); with `cached`, those read within `cache_ms` are reused."""
+        sent_at = self._monotonic()
+        out: list[dict[str, Any] | None] = [None] * len(keys)
+        todo: list[int] = []
+        use_cache = cached and self._cache_s > 0
+        for i, key in enumerate(keys):
+            hit = self._cache.get(key) if use_cache else None
+            if hit is not None and sent_at - hit[0] < self._cache_s:
+                out[i] = hit[1]
+            else:
+                todo.append(i)
+        if not todo:
+            return out
+        raws: list[bytes | str | None] = await self._client.mget([keys[i] for i in todo])
+        for i, raw in zip(todo, raws, strict=True):
+            out[i] = obj = _decode(zone_ids[i], raw)
+            if self._cache_s > 0:
+                older = self._cache.get(keys[i])
+                if older is None or older[0] <= sent_at:  # a slower, older read never replaces a newer one
+                    self._cache[keys[i]] = (sent_at, obj)
+        return out
 
     async def ping(self) -> bool:
         return bool(await self._client.ping())

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_url_bytes: int = Field(2048, ge=256, description="longest request path + query the API accepts (414)")
     max_header_bytes: int = Field(8192, ge=1024, description="largest request headers the API accepts (431)")
     max_body_bytes: int = Field(16384, ge=0, description="largest request body the API accepts (413)")
+    api_cache_ms: int = Field(500, ge=0, le=60_000,
+                              description="how long the API reuses a live object it read from the store (ms); 0 = off")
     stale_s: int | None = Field(None, ge=1, description="data older than this is stale; unset: 2*window+grace+idle")
     single_record_batches: bool = Field(False, description="one record per produce batch (Tansu's offsets need it)")
     fast_groups: bool = Field(False, description="short Kafka group timeouts (tests, demo; not production)")

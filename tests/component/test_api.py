@@ -81,7 +81,8 @@ CONTRACT_LIVE: dict[str, Any] = {
 }
 UNKNOWN_LEVEL = {"key": "unknown", "nr": None, "label": {"nl": "Onbekend", "fr": "Inconnu", "en": "Unknown"}}
 # window 300 s, no grace: next update due 300 s after as_of; stale after 2·300 + 0 + 30 = 630 s.
-SETTINGS = Settings(window_s=300, grace_s=0, idle_s=30, live_s=900, stale_s=None, redis_url=None)
+# no live-object cache: these tests write the store and read it back at once, and take it down
+SETTINGS = Settings(window_s=300, grace_s=0, idle_s=30, live_s=900, stale_s=None, redis_url=None, api_cache_ms=0)
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 
 

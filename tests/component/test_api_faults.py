@@ -56,7 +56,8 @@ cities:
 """
 T0 = 1_795_785_600_000  # 2026-11-27T14:20:00+01:00, the as_of of the stored objects
 # window 300 s, no grace, idle 30 s: stale after 630 s
-SETTINGS = Settings(window_s=300, grace_s=0, idle_s=30, live_s=900, redis_url=None)
+# no live-object cache (the store goes down and comes back under these tests) but where a test turns it on
+SETTINGS = Settings(window_s=300, grace_s=0, idle_s=30, live_s=900, redis_url=None, api_cache_ms=0)
 STALE_S = 630
 DATA_ROUTES = ("/v1/zones/mechelen-bruul/live", "/v1/cities/mechelen/live", "/v1/zones/mechelen-bruul/today")
 UNKNOWN = "unknown"
@@ -395,6 +396,32 @@ async def test_hung_store_is_a_503_within_the_timeout(registry: Registry, clock:
     finally:
         hung.proc.send_signal(signal.SIGCONT)
         hung.stop()
+        await rds.aclose()
+
+
+async def test_store_down_with_the_cache_on(registry: Registry, clock: Clock) -> None:
+    """With DRUKTE_API_CACHE_MS, /live answers from what it read within that time, then 503 as without it."""
+    doomed = start_store()
+    rds = redis_client(doomed.url)
+    seconds = [100.0]  # the cache's monotonic clock, moved by hand
+    settings = SETTINGS.model_copy(update={"api_cache_ms": 500})
+    app = create_app(settings, registry, rds, CollectorRegistry(), clock, monotonic=lambda: seconds[0])
+    zone, city = "/v1/zones/mechelen-bruul/live", "/v1/cities/mechelen/live"
+    try:
+        await rds.set("drukte:live:mechelen-bruul", live_object("mechelen-bruul", "mechelen", T0))
+        async with client_for(app) as c:
+            before = {path: (await c.get(path)).content for path in (zone, city)}
+            doomed.stop()
+            seconds[0] += 0.499
+            for path in (zone, city):  # within the time: what was read, byte for byte
+                resp = await c.get(path)
+                assert (resp.status_code, resp.content) == (200, before[path]), path
+            assert_problem(await c.get("/v1/zones/leuven-diestsestraat/live"), 503)  # never read: nothing cached
+            seconds[0] += 0.001
+            for path in (zone, city):  # 500 ms after the read: gone, and the store's outage shows
+                assert_problem(await c.get(path), 503)
+    finally:
+        doomed.stop()
         await rds.aclose()
 
 
