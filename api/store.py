@@ -42,10 +42,12 @@ class LiveStore:
     """Reads what the stream worker wrote. Redis connection and timeout errors propagate to the caller.
 
     Live and device objects read with `cached=True` may come from an in-process cache instead: each key's
-    decoded object (or its absence) is reused for `cache_ms` after the read that fetched it was sent, timed by
-    `monotonic` (seconds), so what is served is at most `cache_ms` older than the store. Every read, cached or
-    not, refreshes the cache. A key not read within `cache_ms` is read from the store, so a store error with
-    nothing recent cached still propagates. `cache_ms` 0: no cache. Cached objects are shared: never change one.
+    decoded object (or its absence) is reused for `cache_ms` after the cached read that fetched it was sent,
+    timed by `monotonic` (seconds), so what is served is at most `cache_ms` older than the store. A key not read
+    so within `cache_ms` is read from the store, so a store error with nothing recent cached still propagates.
+    Reads without `cached` neither use nor fill the cache: a probe that found the store up must not keep a
+    /live answering after the store went down. `cache_ms` 0: no cache. Cached objects are shared: never change
+    one.
     """
 
     def __init__(self, client: aioredis.Redis, cache_ms: int = 0,
@@ -81,7 +83,7 @@ class LiveStore:
         raws: list[bytes | str | None] = await self._client.mget([keys[i] for i in todo])
         for i, raw in zip(todo, raws, strict=True):
             out[i] = obj = _decode(zone_ids[i], raw)
-            if self._cache_s > 0:
+            if use_cache:
                 older = self._cache.get(keys[i])
                 if older is None or older[0] <= sent_at:  # a slower, older read never replaces a newer one
                     self._cache[keys[i]] = (sent_at, obj)

@@ -83,16 +83,22 @@ async def test_zero_is_off() -> None:
     assert len(fake.calls) == 2
 
 
-async def test_uncached_reads_always_ask_the_store_and_refresh_the_cache() -> None:
-    # /v1/stream, /readyz and /metrics read without the cache; what they read is the newest there is
+async def test_uncached_reads_neither_use_nor_fill_the_cache() -> None:
+    # /v1/stream, /readyz and /metrics read without it: the newest there is, and a /readyz that found the store
+    # up just before it went down must not make /live answer from memory
     store, fake, mono = make(500)
     fake.data["drukte:live:a"] = obj(1)
     await store.live(["a"], cached=True)
     fake.data["drukte:live:a"] = obj(2)
     assert n(await store.live(["a"])) == [2]
-    mono.s += 0.3
-    assert n(await store.live(["a"], cached=True)) == [2]
-    assert len(fake.calls) == 2
+    assert n(await store.live(["a"], cached=True)) == [1]  # the cache kept what the cached read saw
+    mono.s += 0.5
+    fake.data["drukte:live:b"] = obj(3)
+    assert n(await store.live(["b"])) == [3]
+    fake.down = True
+    with pytest.raises(RedisConnectionError):
+        await store.live(["b"], cached=True)
+    assert len(fake.calls) == 4
 
 
 async def test_only_the_keys_not_cached_are_read_in_one_mget() -> None:
@@ -138,8 +144,8 @@ async def test_a_slow_older_read_never_replaces_a_newer_one() -> None:
     fake.gate = None
     fake.data["drukte:live:a"] = obj(2)
     mono.s += 0.1
-    assert n(await store.live(["a"])) == [2]
+    assert n(await store.live(["a"], cached=True)) == [2]  # nothing cached yet: sent, answered first
     gate.set()
     assert n(await slow) == [1]
     mono.s += 0.1
-    assert n(await store.live(["a"], cached=True)) == [2]
+    assert n(await store.live(["a"], cached=True)) == [2]  # not the slow read's 1
