@@ -9,9 +9,11 @@ from importlib.metadata import PackageNotFoundError, version
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from api import problems
+from api.fastpath import FastLive
 from api.limits import Limits, document_limits
 from api.observe import Observe
 from api.pages import build_pages_router
@@ -50,21 +52,26 @@ def create_app(
     metrics_registry: CollectorRegistry | None = None,
     clock: Callable[[], int] = wall_clock_ms,
     monotonic: Callable[[], float] = time.monotonic,
+    fast_live: bool = True,
 ) -> FastAPI:
     """Build the API. The caller owns `redis_client` (and closes it); metrics go to `metrics_registry`.
 
-    `clock` is the time the answers speak of (epoch ms); `monotonic` (s) only times the live-object cache."""
+    `clock` is the time the answers speak of (epoch ms); `monotonic` (s) only times the live-object cache.
+    `fast_live` False serves /live through FastAPI's router only (tests compare the two)."""
     metrics_registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
     metrics = ApiMetrics(metrics_registry)
     store = LiveStore(redis_client, settings.api_cache_ms, monotonic)
     ctx = Context(settings, registry, store, metrics, metrics_registry, clock)
     app = FastAPI(title="Drukte", version=_version(), description=DESCRIPTION)
     problems.install(app, metrics)
-    app.include_router(build_router(ctx))
+    live_router = build_router(ctx)
+    app.include_router(live_router)
     app.include_router(build_spending_router(ctx))
     app.include_router(build_sensors_router(ctx))
     app.include_router(build_stream_router(ctx, redis_client))
     app.include_router(build_pages_router(ctx, redis_client))
+    if fast_live:  # added first = innermost: inside Limits, CORS and Observe, like the routes
+        app.add_middleware(FastLive, ctx=ctx, routes=[r for r in live_router.routes if isinstance(r, APIRoute)])
     s = settings
     app.add_middleware(Limits, metrics=metrics, clock=clock, per_min=s.rate_limit_per_min,
                        max_url_bytes=s.max_url_bytes, max_header_bytes=s.max_header_bytes,

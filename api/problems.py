@@ -24,6 +24,7 @@ from drukte.metrics import ApiMetrics
 
 PROBLEM_JSON = "application/problem+json"
 STORE_RETRY_AFTER_S = 5
+STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)  # answered 503: the store is down or does not answer
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +88,15 @@ def document(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise OpenAPI
 
 
+def store_unreachable(request: Request, exc: Exception, metrics: ApiMetrics) -> Response:
+    """The answer to a store connection or timeout error (the app's handler, and api/fastpath.py's)."""
+    metrics.redis_errors.inc()
+    log.warning("store unreachable on %s: %s", request.url.path, exc)
+    return problem_response(HTTPStatus.SERVICE_UNAVAILABLE,
+                            "the live data store is unreachable; try again in a few seconds",
+                            request.url.path, {"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+
 def install(app: FastAPI, metrics: ApiMetrics) -> None:
     """Register the handlers that turn every error into a problem."""
 
@@ -110,11 +120,7 @@ def install(app: FastAPI, metrics: ApiMetrics) -> None:
                                 request.url.path, errors=errors)
 
     async def on_store(request: Request, exc: Exception) -> Response:
-        metrics.redis_errors.inc()
-        log.warning("store unreachable on %s: %s", request.url.path, exc)
-        return problem_response(HTTPStatus.SERVICE_UNAVAILABLE,
-                                "the live data store is unreachable; try again in a few seconds",
-                                request.url.path, {"Retry-After": str(STORE_RETRY_AFTER_S)})
+        return store_unreachable(request, exc, metrics)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Starlette's ServerErrorMiddleware calls this, then re-raises so the server logs the traceback.
@@ -124,7 +130,7 @@ def install(app: FastAPI, metrics: ApiMetrics) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(RedisConnectionError, on_store)
-    app.add_exception_handler(RedisTimeoutError, on_store)
+    for error in STORE_ERRORS:
+        app.add_exception_handler(error, on_store)
     app.add_exception_handler(Exception, on_unexpected)
     document(app)

@@ -12,12 +12,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.responses import PlainTextResponse, Response
 
 from api.models import Cities, CityLive, Health, Ready, ZoneLive
-from api.problems import ProblemError, problem_doc
+from api.problems import STORE_ERRORS, ProblemError, problem_doc
 from api.readiness import HEARTBEAT_MAX_AGE_S, readiness
 from api.store import LiveStore
 from drukte.metrics import ApiMetrics
@@ -33,7 +31,6 @@ from streams.today import empty_profile, today_view
 PATH_ID = re.compile(r"[a-z0-9-]{1,64}")
 _ID_RULE = "ids are 1 to 64 lower-case letters, digits and '-'"
 _WHERE = "GET /v1/cities lists the valid ids"
-_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 CityId = Annotated[str, Path(description=f"a city id from GET /v1/cities; {_ID_RULE}", examples=["mechelen"])]
 ZoneId = Annotated[str, Path(description=f"a zone id from GET /v1/cities; {_ID_RULE}",
@@ -99,6 +96,33 @@ def cities_payload(registry: Registry) -> dict[str, Any]:
         for c in registry.cities]}
 
 
+ZONE_LIVE_PATH = "/v1/zones/{zone_id}/live"
+CITY_LIVE_PATH = "/v1/cities/{city_id}/live"
+
+
+async def zone_live_response(ctx: Context, zone: Zone) -> Response:
+    """The answer to `GET /v1/zones/{zone_id}/live` for a registered zone: the route and api/fastpath.py both
+    serve this one, so the two cannot differ. Store errors propagate (the caller answers 503)."""
+    [stored] = await ctx.store.live([zone.id], cached=True)
+    now = ctx.clock()
+    return _json((await ctx.with_devices([zone], [ctx.view(zone, stored, now)], now))[0])
+
+
+async def city_live_response(ctx: Context, city: City) -> Response:
+    """The answer to `GET /v1/cities/{city_id}/live` for a registered city (route and fast path alike)."""
+    stored = await ctx.store.live([z.id for z in city.zones], cached=True)
+    now = ctx.clock()
+    newest = max((s for s in stored if s is not None and isinstance(s.get(AS_OF_MS), int)),
+                 key=lambda s: int(s[AS_OF_MS]), default=None)
+    return _json({
+        "city_id": city.id,
+        "name": city.name,
+        "as_of": newest.get("as_of") if newest else None,
+        "zones": await ctx.with_devices(list(city.zones), [ctx.view(z, s, now) for z, s in
+                                                           zip(city.zones, stored, strict=True)], now),
+    })
+
+
 def build_router(ctx: Context) -> APIRouter:
     router = APIRouter()
     cities_body = orjson.dumps(cities_payload(ctx.registry))
@@ -107,29 +131,15 @@ def build_router(ctx: Context) -> APIRouter:
     async def cities() -> Response:
         return Response(cities_body, media_type="application/json")
 
-    @router.get("/v1/cities/{city_id}/live", response_model=CityLive, tags=["live"],
+    @router.get(CITY_LIVE_PATH, response_model=CityLive, tags=["live"],
                 summary="The live object of every zone of a city", responses=problem_doc(404, 503))
     async def city_live(city_id: CityId) -> Response:
-        city = ctx.city(city_id)
-        stored = await ctx.store.live([z.id for z in city.zones], cached=True)
-        now = ctx.clock()
-        newest = max((s for s in stored if s is not None and isinstance(s.get(AS_OF_MS), int)),
-                     key=lambda s: int(s[AS_OF_MS]), default=None)
-        return _json({
-            "city_id": city.id,
-            "name": city.name,
-            "as_of": newest.get("as_of") if newest else None,
-            "zones": await ctx.with_devices(list(city.zones), [ctx.view(z, s, now) for z, s in
-                                                               zip(city.zones, stored, strict=True)], now),
-        })
+        return await city_live_response(ctx, ctx.city(city_id))
 
-    @router.get("/v1/zones/{zone_id}/live", response_model=ZoneLive, tags=["live"],
+    @router.get(ZONE_LIVE_PATH, response_model=ZoneLive, tags=["live"],
                 summary="The live object of a zone", responses=problem_doc(404, 503))
     async def zone_live(zone_id: ZoneId) -> Response:
-        zone = ctx.zone(zone_id)
-        [stored] = await ctx.store.live([zone.id], cached=True)
-        now = ctx.clock()
-        return _json((await ctx.with_devices([zone], [ctx.view(zone, stored, now)], now))[0])
+        return await zone_live_response(ctx, ctx.zone(zone_id))
 
     @router.get("/v1/zones/{zone_id}/today", tags=["live"], responses=problem_doc(404, 503),
                 summary="Today per window: usual band, live, the forecast made before it; peak and quiet hours")
@@ -175,7 +185,7 @@ async def _update_ages(ctx: Context) -> None:
     zone_ids = list(ctx.registry.zones)
     try:
         stored = await ctx.store.live(zone_ids)
-    except _STORE_ERRORS:
+    except STORE_ERRORS:
         ctx.metrics.redis_errors.inc()
         return  # metrics must still be served while the store is down
     now = ctx.clock()
