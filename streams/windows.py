@@ -6,7 +6,8 @@ assignment so every change reaches the changelog. Keys:
     p|{partition}        {"wm": {source: ms}, "seen": {source: ms}, "open": {zone: [window starts]},
                           "zones": [zones seen], "in": {source: input partition its data came from}}
     w|{zone}|{start}     {"v": visitors, "s": {sensor: covered ms}, "k": ["sensor@start", …], "f": final?,
-                          "src": [sources]}                                   (kept `retention` for dedupe)
+                          "src": [sources]}                                   (kept `retention` for dedupe;
+                          a final window's "k" is one string, "sensor@start sensor@start …": see `_pack_tags`)
     r|{zone}             [[start, end, visitors, sensors, covered sensor-ms], …]   newest final cells
     d|{zone}|{date}      {slot: [visitors, sensors]}  every final window of a local day: the history that
                           baselines read, and the memory that a window was final after `w|` is gone
@@ -148,9 +149,9 @@ class WindowEngine:
                         outcome = outcome or "untracked"  # final and forgotten: cannot deduplicate
                         continue
                     ws = {"v": 0, "s": {}, "k": [], "f": False, "src": []} if old is None else {
-                        "v": old["v"], "s": dict(old["s"]), "k": list(old["k"]), "f": old["f"],
+                        "v": old["v"], "s": dict(old["s"]), "k": _copy_tags(old["k"]), "f": old["f"],
                         "src": list(old["src"])}
-                if tag in ws["k"]:
+                if _has_tag(ws["k"], tag):
                     if not ws["f"] and w not in open_.setdefault(r.zone_id, []):
                         # a restored changelog may hold the window but not yet the partition's list of it
                         open_[r.zone_id].append(w)
@@ -161,9 +162,10 @@ class WindowEngine:
                 final = ws["f"] or (not is_open(ws, r.zone_id, w) and self._closed(w, [wm], msg_ts_ms))
                 ws["v"] += people
                 ws["s"][r.sensor_id] = ws["s"].get(r.sensor_id, 0) + overlap
-                ws["k"].append(tag)
+                ws["k"] = _add_tag(ws["k"], tag)
                 if final:
                     ws["f"] = True
+                    ws["k"] = _pack_tags(ws["k"])
                     self._remember(state, histories, r.zone_id, w, ws)
                     outcome = "late" if outcome in ("", "dup", "untracked") else outcome
                 else:
@@ -268,6 +270,7 @@ class WindowEngine:
             key = _wkey(c.zone_id, c.start_ms)
             ws = dict(state[key])
             ws["f"] = True
+            ws["k"] = _pack_tags(ws["k"])
             state[key] = ws
             self._remember(state, histories, c.zone_id, c.start_ms, ws)
             if c.start_ms in open_.get(c.zone_id, []):
@@ -338,6 +341,30 @@ class WindowEngine:
             hist = self.history(state, zone, date)
             cache[key] = hist
         hist[str(slot)] = [int(ws["v"]), len(ws["s"])]
+
+
+def _pack_tags(tags: list[str] | str) -> str:
+    """A final window's reading tags as one string. Kept `retention` (48 h) to recognise re-sent readings, they
+    are most of a worker's memory: a list holds a string object per reading (about 80 bytes), this about the
+    tag's characters. Open windows keep their list: it takes a reading at a time."""
+    return tags if isinstance(tags, str) else " ".join(tags)
+
+
+def _has_tag(tags: list[str] | str, tag: str) -> bool:
+    if isinstance(tags, str):  # a tag never holds a space: sensor ids are [a-z0-9-], starts are digits
+        return tags == tag or tags.startswith(tag + " ") or tags.endswith(" " + tag) or f" {tag} " in tags
+    return tag in tags
+
+
+def _add_tag(tags: list[str] | str, tag: str) -> list[str] | str:
+    if isinstance(tags, str):  # a late reading into a final window
+        return f"{tags} {tag}" if tags else tag
+    tags.append(tag)
+    return tags
+
+
+def _copy_tags(tags: list[str] | str) -> list[str] | str:
+    return tags if isinstance(tags, str) else list(tags)
 
 
 def _utc_date(ms: int) -> str:

@@ -150,6 +150,27 @@ def test_late_reading_goes_to_history_once_and_is_never_republished() -> None:
     assert loop.state[f"w|z1|{T0}"]["v"] == 34  # history has the late reading, once
 
 
+@pytest.mark.parametrize(
+    ("resent", "late", "dup"),
+    [
+        (rd("a", 0, 10), 0, 1),  # the first tag of the packed string
+        (rd("b", 0, 10), 0, 1),  # a middle one
+        (rd("c", 0, 10), 0, 1),  # the last
+        (rd("a", 1, 10), 1, 0),  # "a@<T0+1 min>" only shares a prefix with tags there: new, so late
+        (rd("ab", 0, 10), 1, 0),  # "ab@…" holds "b@…" as a suffix: still a different reading
+    ],
+)
+def test_a_final_window_keeps_its_tags_packed_and_still_knows_them(resent: Reading, late: int, dup: int) -> None:
+    loop = Loop()
+    loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"])
+    loop.tick(T0 + 60 * MIN)
+    assert loop.state[f"w|z1|{T0}"]["k"] == f"a@{T0} b@{T0} c@{T0}"  # one string, not a list of them
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 61 * MIN, [resent])
+    assert (res.late, res.duplicates) == (late, dup)
+    again = loop.engine.ingest(loop.state, 0, "gw", T0 + 62 * MIN, [resent])
+    assert (again.late, again.duplicates) == (0, 1)  # a late reading, once known, is a duplicate next time
+
+
 def test_late_reading_for_a_window_that_never_had_data() -> None:
     loop = Loop()
     loop.data(T0 + 30 * MIN, [rd("a", 25, 1)])
