@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 
-from starlette.datastructures import MutableHeaders
+from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drukte.metrics import ApiMetrics
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # label for requests no route matched, so raw paths never become label values
+_DEFAULT_HEADERS = ((b"cache-control", b"no-cache"), (b"x-content-type-options", b"nosniff"))
 
 
 class Observe:
@@ -23,6 +24,7 @@ class Observe:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], Histogram] = {}  # labels() takes a lock and checks every call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,9 +37,10 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Cache-Control", "no-cache")
-                headers.setdefault("X-Content-Type-Options", "nosniff")
+                # as starlette's MutableHeaders(scope=message).setdefault would, without building it (hot path)
+                headers = message["headers"] = list(message["headers"])
+                names = {name for name, _ in headers}
+                headers.extend(h for h in _DEFAULT_HEADERS if h[0] not in names)
             await send(message)
 
         try:
@@ -45,4 +48,8 @@ class Observe:
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            self.metrics.http_seconds.labels(route, method, str(status)).observe(time.perf_counter() - started)
+            key = (route, method, status)
+            child = self._children.get(key)
+            if child is None:  # labels are bounded (templates, methods, statuses), so is this dict
+                child = self._children[key] = self.metrics.http_seconds.labels(route, method, str(status))
+            child.observe(time.perf_counter() - started)

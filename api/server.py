@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 from collections.abc import Callable
 
@@ -72,6 +73,11 @@ async def _serve(settings: Settings, registry: Registry, client: aioredis.Redis,
     PlatformCollector(registry=metrics_registry)
     GCCollector(registry=metrics_registry)
     app = create_app(settings, registry, client, metrics_registry)
+    # What is built by now (registry, app, models, imported modules) lives as long as the process: moved out of
+    # the collector's sight, a full collection under load walks only what requests leave behind (one took
+    # ~35 ms at 6,000 requests/s, a stall for every request in flight).
+    gc.collect()
+    gc.freeze()
     # no access log: it would record visitors' IP addresses, personal data we have no need for
     # A request head still growing past this is refused by the server (h11: a plain 400; httptools, which has no
     # bound of its own: a 414/431 problem, api/protocol.py). It is above the API's own limits, so a head that
