@@ -32,9 +32,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from api.server import implementations
 from drukte import embedded
 from drukte.registry_check import load_registry
-from drukte.settings import DEFAULT_REGISTRY
+from drukte.settings import DEFAULT_REGISTRY, Settings
 from streams.publication import PrivacyPolicy, live_object
 from streams.registry import Registry
 from streams.storekeys import HEARTBEAT_KEY, UPDATES_CHANNEL, live_key
@@ -278,7 +279,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cities": len(registry.cities), "zones": len(lives), "client": client,
         "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                 check=False).stdout.strip()}
+                                 check=False).stdout.strip(),
+        # what `drukte api` runs with here: event loop and HTTP parser, and the live-object cache (its default)
+        "server": dict(zip(("loop", "http"), implementations(), strict=True))
+        | {"api_cache_ms": Settings.model_fields["api_cache_ms"].default}}
     work = Path(tempfile.mkdtemp(prefix="drukte-bench-api-"))
     store = embedded.start_store(log=work / "store.log")
     api: subprocess.Popen[bytes] | None = None
@@ -339,10 +343,17 @@ async def _seed(url: str, lives: list[dict[str, Any]]) -> None:
         await r.aclose()
 
 
+def _server(res: dict[str, Any]) -> str:
+    srv = res.get("server")
+    if not srv:
+        return "server not recorded"
+    return f"{srv['loop']} + {srv['http']}, DRUKTE_API_CACHE_MS={srv['api_cache_ms']}"
+
+
 def table(res: dict[str, Any]) -> str:
     lines = [f"Drukte API: one `drukte api` process, {res['zones']} zones in {res['cities']} cities "
              f"({res['registry']}), client {res['client']}, load {res['machine']['loadavg_before']} -> "
-             f"{res['machine']['loadavg_after']}, commit {res['commit'][:7]}", "",
+             f"{res['machine']['loadavg_after']}, commit {res['commit'][:7]}, {_server(res)}", "",
              f"{'endpoint':<34} {'conns':>5} {'requests/s':>11} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}  errors"]
     for h in res.get("http", {}).values():
         lines.append(f"{h['path']:<34} {h['connections']:>5} {h['requests_per_s'] or 0:>11,.0f} "
