@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +57,8 @@ class LiveStore:
         self._cache_s = cache_ms / 1000
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}  # key -> (read sent at, decoded object)
+        # key -> (sent at, the read on its way)
+        self._inflight: dict[str, tuple[float, asyncio.Task[dict[str, dict[str, Any] | None]]]] = {}
 
     async def live(self, zone_ids: Sequence[str], *, cached: bool = False) -> list[dict[str, Any] | None]:
         """The stored live objects of these zones, in order, with one MGET; None where there is none."""
@@ -67,27 +70,58 @@ class LiveStore:
         return dict(zip(zone_ids, objs, strict=True))
 
     async def _mget(self, zone_ids: Sequence[str], keys: list[str], cached: bool) -> list[dict[str, Any] | None]:
-        """The decoded objects at `keys` (one per zone); with `cached`, those read within `cache_ms` are reused."""
-        sent_at = self._monotonic()
+        """The decoded objects at `keys` (one per zone); with `cached`, those read within `cache_ms` are reused,
+        and a read of the same key already on its way (sent within `cache_ms`) is waited for, not sent again:
+        when a key's copy runs out under load, the requests in flight share one MGET instead of each sending
+        theirs (they all waited on the store together, and it showed in p99)."""
+        if not (cached and self._cache_s > 0):
+            if not keys:
+                return []
+            raws: list[bytes | str | None] = await self._client.mget(keys)
+            return [_decode(z, raw) for z, raw in zip(zone_ids, raws, strict=True)]
+        now = self._monotonic()
         out: list[dict[str, Any] | None] = [None] * len(keys)
+        waits: dict[asyncio.Task[dict[str, dict[str, Any] | None]], list[int]] = {}
         todo: list[int] = []
-        use_cache = cached and self._cache_s > 0
         for i, key in enumerate(keys):
-            hit = self._cache.get(key) if use_cache else None
-            if hit is not None and sent_at - hit[0] < self._cache_s:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < self._cache_s:
                 out[i] = hit[1]
+                continue
+            flight = self._inflight.get(key)
+            if flight is not None and now - flight[0] < self._cache_s:
+                waits.setdefault(flight[1], []).append(i)
             else:
                 todo.append(i)
-        if not todo:
-            return out
-        raws: list[bytes | str | None] = await self._client.mget([keys[i] for i in todo])
-        for i, raw in zip(todo, raws, strict=True):
-            out[i] = obj = _decode(zone_ids[i], raw)
-            if use_cache:
-                older = self._cache.get(keys[i])
-                if older is None or older[0] <= sent_at:  # a slower, older read never replaces a newer one
-                    self._cache[keys[i]] = (sent_at, obj)
+        if todo:
+            # its own task: a request that goes away (cancelled) does not take the others' answer with it
+            task = asyncio.ensure_future(self._fetch([zone_ids[i] for i in todo], [keys[i] for i in todo], now))
+            task.add_done_callback(_retrieve)
+            for i in todo:
+                self._inflight[keys[i]] = (now, task)
+            waits[task] = todo
+        for task, indexes in waits.items():
+            got = await asyncio.shield(task)  # a store error reaches every request that waited for this read
+            for i in indexes:
+                out[i] = got[keys[i]]
         return out
+
+    async def _fetch(self, zone_ids: list[str], keys: list[str], sent_at: float) -> dict[str, dict[str, Any] | None]:
+        """One MGET for the cache: the decoded objects by key, kept with the time the read was sent."""
+        try:
+            raws: list[bytes | str | None] = await self._client.mget(keys)
+        finally:
+            me = asyncio.current_task()
+            for key in keys:
+                if self._inflight.get(key, (0.0, None))[1] is me:
+                    del self._inflight[key]
+        got: dict[str, dict[str, Any] | None] = {}
+        for zone_id, key, raw in zip(zone_ids, keys, raws, strict=True):
+            got[key] = obj = _decode(zone_id, raw)
+            older = self._cache.get(key)
+            if older is None or older[0] <= sent_at:  # a slower, older read never replaces a newer one
+                self._cache[key] = (sent_at, obj)
+        return got
 
     async def ping(self) -> bool:
         return bool(await self._client.ping())
@@ -137,6 +171,12 @@ class LiveStore:
             windows = [w for w in (_decode(zone_id, r) for r in next(fetched)) if w is not None]
             out.append((obj, windows))
         return out
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a shared read's error as seen: when every request that waited for it went away, nobody else does."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _span(obj: dict[str, Any] | None) -> tuple[int, int] | None:

@@ -135,17 +135,66 @@ async def test_a_store_error_with_nothing_recent_cached_propagates() -> None:
         await store.live(["a"], cached=True)  # a's copy is too old now
 
 
-async def test_a_slow_older_read_never_replaces_a_newer_one() -> None:
+async def test_reads_on_their_way_are_shared() -> None:
+    # the copy runs out under load: the requests in flight wait for one MGET instead of each sending theirs
+    store, fake, mono = make(500)
+    fake.data |= {"drukte:live:a": obj(1), "drukte:live:b": obj(2)}
+    fake.gate = gate = asyncio.Event()
+    first = asyncio.create_task(store.live(["a"], cached=True))
+    await asyncio.sleep(0.01)
+    fake.gate = None
+    mono.s += 0.1
+    others = [asyncio.create_task(store.live(keys, cached=True)) for keys in (["a"], ["a", "b"], ["b", "a"])]
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert [n(r) for r in await asyncio.gather(first, *others)] == [[1], [1], [1, 2], [2, 1]]
+    assert fake.calls == [["drukte:live:a"], ["drukte:live:b"]]  # b was not on its way: read once, shared too
+
+
+async def test_a_shared_read_that_fails_fails_every_request_that_waited() -> None:
+    store, fake, _ = make(500)
+    fake.down = True
+    fake.gate = gate = asyncio.Event()
+    waiting = [asyncio.create_task(store.live(["a"], cached=True)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, RedisConnectionError) for r in results)
+    assert len(fake.calls) == 1
+    fake.down = False
+    fake.gate = None
+    assert n(await store.live(["a"], cached=True)) == [None]  # nothing on its way any more: read again
+    assert len(fake.calls) == 2
+
+
+async def test_a_request_that_goes_away_leaves_the_shared_read_to_the_others() -> None:
+    store, fake, _ = make(500)
+    fake.data["drukte:live:a"] = obj(1)
+    fake.gate = gate = asyncio.Event()
+    first = asyncio.create_task(store.live(["a"], cached=True))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(store.live(["a"], cached=True))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    gate.set()
+    assert n(await second) == [1]
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert len(fake.calls) == 1
+
+
+async def test_a_read_on_its_way_for_too_long_is_not_waited_for_nor_kept() -> None:
     store, fake, mono = make(500)
     fake.data["drukte:live:a"] = obj(1)
     fake.gate = gate = asyncio.Event()
-    slow = asyncio.create_task(store.live(["a"], cached=True))  # sent first, answered last
-    await asyncio.sleep(0)
+    slow = asyncio.create_task(store.live(["a"], cached=True))  # a hung store's answer, sent at 1000.0
+    await asyncio.sleep(0.01)
     fake.gate = None
     fake.data["drukte:live:a"] = obj(2)
-    mono.s += 0.1
-    assert n(await store.live(["a"], cached=True)) == [2]  # nothing cached yet: sent, answered first
+    mono.s += 0.6  # older than the cache time: not joined, a new read is sent and answered first
+    assert n(await store.live(["a"], cached=True)) == [2]
     gate.set()
-    assert n(await slow) == [1]
+    assert n(await slow) == [1]  # the request that sent it gets what it read
     mono.s += 0.1
-    assert n(await store.live(["a"], cached=True)) == [2]  # not the slow read's 1
+    assert n(await store.live(["a"], cached=True)) == [2]  # the newer copy stays: no third read
+    assert len(fake.calls) == 2
