@@ -38,6 +38,7 @@ HORIZON_MS = 2 * HOUR_MS  # the forecast's reach
 # A replay of weeks closes its windows within minutes, and their states (with every reading's id) would stay until
 # the hourly purge: 8 weeks of demo history took the worker to 900 MB.
 PURGE_AFTER_WINDOWS = 20_000
+PROFILE_RETRY_MS = 30_000  # a zone's peak and day profile are made again at most this often while history arrives
 RETENTION_MS = 48 * HOUR_MS  # final windows kept for late dedupe: a gateway may resend a day
 MAX_REJECTION_BYTES = 64 * 1024  # far below the producer's 1 MB request limit
 
@@ -97,6 +98,7 @@ class Take:
     states: dict[int, Overlay] = field(default_factory=dict)
     windows: list[tuple[Cell, dict[str, Any]]] = field(default_factory=list)
     lives: dict[str, tuple[int, int]] = field(default_factory=dict)
+    histories: dict[str, int] = field(default_factory=dict)  # zone → partition, for zones with past windows closed
     drawn: bool = False  # DP noise drawn: its record must be in the changelog before the windows are published
 
 
@@ -125,6 +127,7 @@ class FootfallPath:
         self.state: MutableMapping[str, Any] = self.table  # what the engine reads: a take's overlay while it runs
         self.batch_events, self.batch_wait_s = settings.batch_events, settings.batch_wait_ms / 1000
         self.closed_since_purge: dict[int, int] = defaultdict(int)
+        self.profile_tried: dict[str, int] = {}  # zone → process clock (ms) of its last profile retry
         app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
         app.agent(topics.byzone, name="drukte.footfall.windows")(self.windows)
         app.timer(settings.tick_s, name="drukte.footfall.ticks")(self.ticks)
@@ -243,6 +246,8 @@ class FootfallPath:
             for zone_id, recent in recents.items():
                 if any(c.zone_id == zone_id and c.start_ms == recent[-1].start_ms for c in cells):
                     take.lives[zone_id] = (partition, ts)  # its live object changes (not only a replay's past)
+                else:
+                    take.histories[zone_id] = partition  # only its past: the usual may know more now
         self.closed_since_purge[partition] += len(due)
         if self.closed_since_purge[partition] >= PURGE_AFTER_WINDOWS:
             self.purge(state, partition)
@@ -255,6 +260,12 @@ class FootfallPath:
         wm = self.engine.watermark(state, partition)
         for key in self.engine.expired(state, zones, wm):
             del state[key]
+
+    def profile(self, zone_id: str, newest_ms: int) -> dict[str, Any]:
+        """The zone's usual band for every window of the local day of its newest window (the `/today` chart)."""
+        tz = self.registry.city_of_zone[zone_id].timezone
+        return profile_record(zone_id, tz, self.usual.day_profile(zone_id, newest_ms),
+                              self.usual.peak(zone_id, newest_ms))
 
     def usual_for(self, cells: list[Cell], recent: list[Cell], msg_ts: int) -> Usual:
         """Bands for `cells`, the weekly peak, and the 2-hour forecast after the newest of them.
@@ -305,6 +316,19 @@ class FootfallPath:
         lives: list[dict[str, Any]] = []
         profiles: list[dict[str, Any]] = []
         self.usual.forget()
+        now = self.clock()
+        for zone_id, partition in sorted(take.histories.items()):
+            # history arrived (a replay, the demo's weeks): the zone's peak and day profile are made again now, not
+            # after 3 or 24 more live windows, so today's chart fills as soon as the history is in; at most every
+            # PROFILE_RETRY_MS per zone (a scan takes ~30 ms), since a replay closes past windows in every take
+            if now - self.profile_tried.get(zone_id, 0) < PROFILE_RETRY_MS or not self.usual.retry(zone_id):
+                continue
+            self.profile_tried[zone_id] = now
+            if zone_id not in take.lives:
+                with self.reading(take.states[partition]) as state:
+                    recent = self.engine.recent(state, zone_id)
+                    if recent:
+                        profiles.append(self.profile(zone_id, recent[-1].start_ms))
         for zone_id, (partition, msg_ts) in sorted(take.lives.items()):
             with self.reading(take.states[partition]) as state:
                 recent = self.noise.recall(state, self.engine.recent(state, zone_id))
@@ -312,9 +336,7 @@ class FootfallPath:
                 zone, city = self.registry.zones[zone_id], self.registry.city_of_zone[zone_id]
                 lives.append(live_object(zone, city, span, self.privacy, window_ms=cfg.window_ms,
                                          grace_ms=cfg.grace_ms, usual=self.usual_for(span, recent, msg_ts)))
-                newest = recent[-1].start_ms
-                profiles.append(profile_record(zone_id, city.timezone, self.usual.day_profile(zone_id, newest),
-                                               self.usual.peak(zone_id, newest)))
+                profiles.append(self.profile(zone_id, recent[-1].start_ms))
         await self.store.publish([obj for _, obj in take.windows], lives, profiles)
         now = self.clock()
         for cell, _ in take.windows:

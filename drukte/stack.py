@@ -9,10 +9,17 @@ import sys
 import time
 from types import FrameType
 
-from drukte import embedded
+from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships neither types nor a py.typed marker
+
+from drukte import embedded, warmup
 from drukte.registry_check import load_registry
 from drukte.settings import Settings
 from streams.registry import Registry
+
+WARMUP_LIMIT_S = 15 * 60  # then print the URLs anyway: a slow machine still gets its demo
+# the API's completeness check reads every city and zone: at most every 5 s, well inside the API's per-client
+# rate limit (600 a minute by default), which the person about to open the pages shares from 127.0.0.1
+ASK_EVERY_S = 5.0
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -49,9 +56,13 @@ def up(settings: Settings, *, simulator: bool, history_days: float = 0.0) -> int
     children = {"worker": _spawn(["worker"], env), "api": _spawn(["api"], env)}
     if simulator:
         children["simulator"] = _spawn(["simulate", "--history-days", str(history_days)], env)
-    print(_urls(settings, load_registry(settings.registry)), flush=True)
+    registry = load_registry(settings.registry)
+    warming = None
     if simulator and history_days > 0:
         print(_history_note(history_days), flush=True)
+        warming = _Progress(settings, registry, history_days)
+    else:
+        print(_urls(settings, registry), flush=True)
     code = 0
     while not stopping:
         for name, proc in children.items():
@@ -60,7 +71,12 @@ def up(settings: Settings, *, simulator: bool, history_days: float = 0.0) -> int
                       f"stopping everything (see the messages above)", file=sys.stderr)
                 stopping, code = True, 1
                 break
+        if warming is not None and not stopping and warming.poll():
+            print(_urls(settings, registry) + warming.outcome(), flush=True)
+            warming = None
         time.sleep(0.3)
+    if warming is not None:
+        warming.close()
     print("Stopping…", flush=True)
     for proc in children.values():
         if proc.poll() is None:
@@ -94,8 +110,53 @@ Stop with Ctrl-C.
 
 
 def _history_note(days: float) -> str:
-    """What a first visitor sees while the history loads (Dutch first)."""
-    return (f"Geschiedenis ({days:g} dagen) wordt geladen: gewoonlijk, index en voorspelling verschijnen binnen "
-            f"enkele minuten.\nHistorique ({days:g} jours) en chargement : l'habituel, l'indice et la prévision "
-            f"apparaissent en quelques minutes.\nLoading {days:g} days of history: usual bands, index and forecast "
-            "appear within a few minutes.\n")
+    """What `drukte up` says while the history loads (Dutch first)."""
+    return (f"Geschiedenis ({days:g} dagen) wordt geladen; de adressen volgen zodra elk veld gevuld is.\n"
+            f"Historique ({days:g} jours) en chargement ; les adresses suivent dès que chaque champ est rempli.\n"
+            f"Loading {days:g} days of history; the URLs follow once every field is filled.\n")
+
+
+class _Progress:
+    """The history's progress bar; `poll` (about once a second) says when to print the URLs."""
+
+    def __init__(self, settings: Settings, registry: Registry, history_days: float) -> None:
+        base = f"http://127.0.0.1:{settings.port}"
+        metrics = f"http://127.0.0.1:{settings.metrics_port}/metrics" if settings.metrics_port else None
+        self.warmup = warmup.Warmup(registry, base, metrics)
+        self.total = warmup.expected_windows(registry, history_days, settings.window_s)
+        self.started = self.last = self.asked = time.monotonic()
+        self.left: list[str] | None = None
+        self.bar = tqdm(total=self.total, unit=" windows", desc="history / geschiedenis", file=sys.stdout,
+                        dynamic_ncols=True, mininterval=1.0)
+
+    def poll(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < 1.0:
+            return False
+        self.last = now
+        published = self.warmup.published()
+        if published is not None:
+            self.bar.n = min(published, self.total - 1)  # done only when the live objects say so
+            self.bar.refresh()
+        if now - self.asked < ASK_EVERY_S:
+            return False
+        self.asked = now
+        self.left = self.warmup.incomplete()
+        if self.left == [] or now - self.started > WARMUP_LIMIT_S:
+            if self.left == []:
+                self.bar.n = self.total
+            self.close()
+            return True
+        return False
+
+    def outcome(self) -> str:
+        waited = f"{time.monotonic() - self.started:.0f} s"
+        if self.left == []:
+            return (f"Elk veld gevuld na {waited} / chaque champ rempli après {waited} / "
+                    f"every field filled after {waited}.\n")
+        some = ", ".join((self.left or ["?"])[:5])
+        return (f"Na {waited} nog niet compleet ({some}…): de geschiedenis laadt verder / pas encore complet, "
+                f"l'historique continue / not complete yet, history keeps loading.\n")
+
+    def close(self) -> None:
+        self.bar.close()

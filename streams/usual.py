@@ -101,6 +101,16 @@ class UsualModel:
         """Drop cached day histories; call after the history may have changed (the worker: per message)."""
         self._day_cache.clear()
 
+    def retry(self, zone_id: str) -> bool:
+        """Drop the zone's cached peaks and day profiles, so the next use computes them again; True if there were
+        any. For history that has just arrived (a replay, the demo's weeks): counted in uses, a profile made
+        before it would stay for `REFRESH_UNKNOWN` more live windows if it found nothing (15 min at 5-minute
+        windows), or `REFRESH` (2 hours) if it found a few days; the caller limits how often (a scan is costly)."""
+        stale = [key for key in self._slow if key[1] == zone_id]
+        for key in stale:
+            del self._slow[key]
+        return bool(stale)
+
     def calendar(self, zone_id: str, start_ms: int) -> tuple[str, int]:
         """(history day key, slot) of a window: the engine's `Calendar`."""
         tz = self.registry.city_of_zone[zone_id].timezone

@@ -92,6 +92,32 @@ def test_last_week_and_peak() -> None:
     assert model.peak("z", ms(date(2026, 3, 28), 12)) == 190  # the busiest usual window of the week
 
 
+def test_history_arriving_after_a_profile_was_made_is_seen_at_once_when_retried() -> None:
+    days: dict[str, dict[str, list[int]]] = {}
+    model = UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=W, weeks=8, min_sensors=3, k_min=15)
+    at = ms(date(2026, 3, 28), 12)
+
+    def arrive(saturdays: list[date], more: int = 0) -> None:  # a replay's history, then the worker's forget
+        for d in saturdays:
+            for h in range(8, 20):
+                day, slot = model.calendar("z", ms(d, h))
+                days.setdefault(day, {})[str(slot)] = [10 * h + more, 3]
+        model.forget()
+
+    assert model.peak("z", at) is None  # no history yet: cached
+    assert all(band is None for _, band in model.day_profile("z", at))
+    arrive(SATURDAYS[:3])  # three weeks: enough for a band
+    assert model.peak("z", at) is None  # counted in uses, the cache would still say unknown
+    assert model.retry("z") is True
+    assert model.peak("z", at) == 190
+    low = dict(model.day_profile("z", at))[ms(date(2026, 3, 28), 8)]
+    arrive(SATURDAYS[3:], more=100)  # the other five weeks, busier
+    assert dict(model.day_profile("z", at))[ms(date(2026, 3, 28), 8)] == low  # a known profile stays cached
+    assert model.retry("z") is True
+    assert dict(model.day_profile("z", at))[ms(date(2026, 3, 28), 8)] != low  # and is made again on retry
+    assert model.retry("y") is False  # nothing cached for another zone
+
+
 @pytest.mark.parametrize(
     ("day", "windows"),
     [
