@@ -103,8 +103,10 @@ def test_widget_shows_unknown_for_stale_data_and_when_data_stops(browser: Any, a
     seed_city(rds, stale=frozenset({"mechelen-bruul"}))
     viewport(browser, 1280, 720)
     browser.get(f"{api}/widget/mechelen-bruul?lang=en")
-    wait_until("unknown for data two hours old", lambda: text_of(browser, "#now-label") == "Unknown")
-    assert text_of(browser, "#now-vs") == "No recent data: busyness is unknown right now"
+    # "Unknown" is also shown before the first answer ("No data yet"): wait for the stale text itself
+    wait_until("unknown for data two hours old",
+               lambda: text_of(browser, "#now-vs") == "No recent data: busyness is unknown right now")
+    assert text_of(browser, "#now-label") == "Unknown"
     assert "Last data from" in text_of(browser, "#status")
     assert count(browser, "#chart rect.live") == 0  # no live bar from stale data
     screenshot(browser, "widget-en-stale")
@@ -148,8 +150,10 @@ def test_merchant_page_on_a_phone(browser: Any, api: str, rds: redis.Redis) -> N
     # a zone whose newest data is two hours old: unknown, never its old level, and no forecast from it
     seed_zone(rds, "mechelen-vismarkt", "mechelen", "Vismarkt", "busy", age_s=7200)
     browser.get(f"{api}/zone/mechelen-vismarkt")
-    wait_until("unknown when stale", lambda: text_of(browser, "#now-level") == "Onbekend")
-    assert text_of(browser, "#now-vs") == "Geen recente gegevens: de drukte is nu onbekend"
+    # the page also says "unknown" before its first answer arrives ("Nog geen gegevens"): wait for the stale text
+    wait_until("stale data said as such",
+               lambda: text_of(browser, "#now-vs") == "Geen recente gegevens: de drukte is nu onbekend")
+    assert text_of(browser, "#now-level") == "Onbekend"
     assert text_of(browser, "#forecast") == "Nog geen voorspelling"
 
 
