@@ -55,6 +55,7 @@ HEX_RE = re.compile(rf"(?<![{_ALNUM}])[0-9A-Fa-f]{{12,}}(?![{_ALNUM}])")
 HEX_LENGTHS = frozenset({12, 16, 32, 40, 64})
 B64_RE = re.compile(r"(?<![0-9A-Za-z+/_-])[0-9A-Za-z+/_-]{43}=?(?![0-9A-Za-z+/_=-])")
 DIGITS_RE = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,}")
+UUID_RE = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![0-9A-Za-z])")
 IDENTIFIER_WORDS = frozenset({"mac", "macs", "device", "card", "token", "tokens", "pan", "hash", "hashes", "hashed"})
 COUNT_WORDS = frozenset({"cards", "devices"})  # counts, when their value is an integer
 _WORD_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -90,7 +91,11 @@ def card_numbers(text: str, now_ms: int | None = None) -> list[str]:
     """13–19 digit runs (spaces or dashes between digits allowed) with a Luhn-valid window of 13–19 digits."""
     now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     out = []
+    # inside a UUID (a Kafka member id in a worker log): its all-digit middle groups can pass Luhn
+    uuids = [u.span() for u in UUID_RE.finditer(text)]
     for m in DIGITS_RE.finditer(text):
+        if any(a <= m.start() and m.end() <= b for a, b in uuids):
+            continue
         digits = re.sub(r"[ -]", "", m.group())
         if digits == m.group() and _timestamp_like(digits, now):
             continue

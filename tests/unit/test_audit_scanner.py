@@ -31,6 +31,7 @@ NOW = 1_764_250_800_000  # 2025-11-27 13:40 UTC, epoch ms
     ("4222222222222", "card"),  # 13-digit Visa
     ("x9994111111111111111x", "card"),  # glued inside a longer digit run
     ("3000000000007", "card"),  # 13 digits, Luhn-valid, epoch ms but years from NOW
+    ("member x014-4895-9479-2544", "card"),  # the digits of the member id below, not inside a UUID
 ])
 def test_planted_identifiers_are_found(planted: str, kind: str) -> None:
     assert kind in {leak.kind for leak in scan_text("planted", planted, NOW)}
@@ -48,6 +49,8 @@ def test_planted_identifiers_are_found(planted: str, kind: str) -> None:
     "21:30:15 and 1.0.3",  # a clock time, a version
     "drukte_batch_seconds_sum 0.003231844999390887",  # digits after a decimal point
     "le=\"0.1\"} 0.1021350330011046",  # 16 of them
+    # a Kafka member id: the UUID's middle digits 014-4895-9479-2544 hold a Luhn-valid run (seen in a CI log)
+    "Joined group 'drukte' (generation 0) with member_id faust-0.15.3-c0b34125-c014-4895-9479-2544dceba3e2",
 ])
 def test_honest_text_passes(honest: str) -> None:
     assert scan_text("honest", honest, NOW) == []

@@ -142,6 +142,21 @@ def test_every_luhn_valid_number_is_caught(n: int) -> None:
     assert has_card_number(f'{{"card_ref": "ref-{card}"}}'.encode())
 
 
+def test_a_uuid_is_not_a_card_number_but_a_card_next_to_one_is() -> None:
+    member = "c0b34125-c014-4895-9479-2544dceba3e2"  # digits 014-4895-9479-2544 hold a Luhn-valid run
+    assert not has_card_number(f'{{"batch_id": "{member}"}}'.encode())
+    assert not has_card_number(f'{{"batch_id": "faust-0.15.3-{member}"}}'.encode())
+    assert has_card_number(b'{"batch_id": "014-4895-9479-2544"}')  # the same digits on their own
+    assert has_card_number(f'{{"batch_id": "{member}", "ref": "{PAN}"}}'.encode())
+    assert has_card_number(f'{{"batch_id": "{member}{PAN}"}}'.encode())  # glued on: not a UUID on its own
+    assert has_card_number(f'{{"batch_id": "{PAN}-{member}"}}'.encode())
+
+
+@given(st.uuids())
+def test_no_uuid_is_a_card_number(u: object) -> None:
+    assert not has_card_number(f'{{"batch_id": "{u}", "id": "{str(u).upper()}"}}'.encode())
+
+
 @given(st.text(alphabet="abcdef-_/: ", max_size=60), st.integers(min_value=0, max_value=10**11))
 def test_ordinary_values_are_not_card_numbers(text: str, n: int) -> None:
     assert not has_card_number(f'{{"batch_id": "{text}", "amount_cents": {n}}}'.encode())
