@@ -122,10 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--days", type=float, default=0.0, help="days of history to send first (default 0)")
     sim.add_argument("--history-days", type=float, default=0.0,
                      help="days of quarter-hour history sent first, in parallel with live (default 0)")
-    sim.add_argument("--history-pace-s", type=float, default=20.0,
+    sim.add_argument("--history-pace-s", type=float, default=None,
                      help="real seconds to wait after each day of history but the urgent ones (this weekday, "
                           "sent first at full speed); 0: all at full speed, live waits behind the backlog "
-                          "(default 20)")
+                          "(default: each day once the worker group has read the one before)")
     sim.add_argument("--registry", help="registry YAML")
     sim.set_defaults(func=cmd_simulate)
 

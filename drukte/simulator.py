@@ -8,7 +8,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from drukte.errors import DrukteError
+from drukte.groupbacklog import GroupBacklog
 from drukte.kafka import bootstrap, ensure_topics, security_options
 from drukte.settings import Settings
 from streams import paysim, simulation
@@ -30,9 +31,10 @@ DEFAULT_SEED = 2026  # fixed, so a restarted simulator re-sends identical batche
 PROGRESS_EVERY_S = 10.0
 MAX_MINUTES_PER_STEP = 60  # per city and loop turn while catching up: keeps stop and progress responsive
 MAX_WAIT_S = 1.0
-HISTORY_PACE_S = 20.0  # real seconds per simulated day of history: a bit more than one worker needs for it
+HISTORY_BACKLOG = 100  # records the worker group may still have to read before the next day of history goes
 MINUTE_MS = simulation.MINUTE_MS
 SEND_LAG_MS = simulation.SEND_DELAY_MS  # a minute is sent 3 s after it ends
+Pace = Callable[[], Awaitable[None]]
 
 
 def _cities(registry: Registry, city: str | None) -> list[City]:
@@ -55,7 +57,7 @@ async def run_simulator(
     outage_rate: float = simulation.OUTAGE_RATE,
     duplicate_rate: float = simulation.DUPLICATE_RATE,
     history_days: float = 0.0,
-    history_pace_s: float = HISTORY_PACE_S,
+    history_pace_s: float | None = None,
 ) -> int:
     """Run one simulated gateway per city (or only `city`) until `stop` is set; return the batches sent.
 
@@ -70,9 +72,10 @@ async def run_simulator(
        `speed` then no longer matters; with `speed` < 1 and `days` > 0 history never catches up.
 
     With `history_days` > 0, a second source per city (`history-<city>`) meanwhile sends the quarter-hour
-    counts of the `history_days` days before the backfill as fast as the broker takes them, so baselines
-    fill while the live gateways run: it has its own watermark, so it neither closes nor waits for live
-    windows.
+    counts of the `history_days` days before the backfill, so baselines fill while the live gateways run: it
+    has its own watermark, so it neither closes nor waits for live windows. This weekday's days go first at
+    full speed; each other day follows once the worker group has read the backlog (`history_pace_s` None), or
+    `history_pace_s` seconds after the previous one.
 
     Batches are JSON (CONTRACT.md §3) on `footfall.counts.v1`, keyed by `source`. A fixed `seed` makes a
     restart re-send identical batches, which the worker deduplicates. Logs one progress line about every 10 s.
@@ -116,7 +119,7 @@ async def run_simulator(
         history_end = next_min * MINUTE_MS
         history = asyncio.create_task(_send_history(
             cities, registry, producer, seed, history_end - round(history_days * 86_400_000), history_end,
-            history_pace_s))
+            _history_pace(settings, settings.kafka_url, history_pace_s, stop)))
     try:
         while not stop.is_set():
             real = clock()
@@ -163,15 +166,35 @@ def history_order(start_ms: int, end_ms: int, day_ms: int = 86_400_000) -> list[
     return [(a, b, True) for a, b in urgent] + [(a, b, False) for a, b in reversed(chunks) if (a, b) not in urgent]
 
 
+def _history_pace(settings: Settings, kafka_url: str, pace_s: float | None, stop: asyncio.Event) -> Pace:
+    """What the history waits for between two days that are not urgent: the worker group's backlog to drain
+    (`pace_s` None), or a fixed time."""
+    if pace_s is not None:
+        async def fixed() -> None:
+            await asyncio.sleep(pace_s)
+        return fixed
+
+    async def drained() -> None:
+        group = GroupBacklog(bootstrap(kafka_url), settings.app_id, [FOOTFALL.name, PAYMENTS.name],
+                             **security_options(settings))
+        await group.start()
+        try:
+            await group.drained(HISTORY_BACKLOG, stop)
+        finally:
+            await group.stop()
+    return drained
+
+
 async def _send_history(cities: list[City], registry: Registry, producer: Any, seed: int, start_ms: int,
-                        end_ms: int, pace_s: float = HISTORY_PACE_S) -> None:
+                        end_ms: int, pace: Pace) -> None:
     """Past quarter-hours, a day per city at a time, in `history_order`: the urgent days as fast as the broker
-    takes them, then one day per `pace_s`.
+    takes them, then each other day after `pace()`.
 
     History and live share the worker's partitions, and a history backlog holds the live windows back behind
     it (a real replay of years should run before going live, or on its own worker group): so only the urgent
-    days go at full speed. Each day is a source of its own (`history-<city>-<date>`): days come newest first,
-    and within one source a day older than the last would be late (history only, never published, P9).
+    days go at once, and the others as the worker reads them. Each day is a source of its own
+    (`history-<city>-<date>`): days come newest first, and within one source a day older than the last would be
+    late (history only, never published, P9).
     """
     step = simulation.HISTORY_STEP_MS
     # whole quarter-hours only, so consecutive day chunks leave no quarter-hour out between them
@@ -193,7 +216,7 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
         log.info("simulator: history of %s sent (%d batches%s)", format_ts(t, cities[0].timezone)[:10], sent,
                  ", for today's bands" if urgent else "")
         if not urgent:
-            await asyncio.sleep(pace_s)
+            await pace()
     log.info("simulator: history complete, %d batches", sent)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import schemas
 from drukte.embedded import Service, start_broker
@@ -159,3 +159,59 @@ def test_history_runs_at_speed_then_stops_at_the_wall_clock(broker: Service, tmp
 def test_unknown_city_is_refused_with_the_valid_ids(broker: Service, tmp_path: Path) -> None:
     with pytest.raises(DrukteError, match=r"unknown city 'gent'.*mechelen, leuven"):
         asyncio.run(_run(_settings(broker, tmp_path), REGISTRY, 0.5, city="gent", speed=1.0, days=0))
+
+
+async def _history_dates(url: str) -> set[str]:
+    """The days of history on footfall.counts.v1 (each day is a source of its own: `history-<city>-<yyyymmdd>`)."""
+    consumer = AIOKafkaConsumer(FOOTFALL.name, bootstrap_servers=bootstrap(url), group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    dates: set[str] = set()
+    try:
+        quiet_until = time.monotonic() + 1.5
+        while time.monotonic() < quiet_until:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                quiet_until = time.monotonic() + 1.5
+                dates |= {r.key.decode().rsplit("-", 1)[1] for r in records if r.key.startswith(b"history-")}
+    finally:
+        await consumer.stop()
+    return dates
+
+
+async def _read_everything_as(url: str, group: str) -> None:
+    """Commit the end of footfall.counts.v1 for `group`, as a worker group that has read it all would."""
+    member = AIOKafkaConsumer(bootstrap_servers=bootstrap(url), group_id=group, enable_auto_commit=False)
+    await member.start()
+    try:
+        tps = [TopicPartition(FOOTFALL.name, p) for p in sorted(member.partitions_for_topic(FOOTFALL.name) or ())]
+        member.assign(tps)
+        await member.commit(await member.end_offsets(tps))
+    finally:
+        await member.stop()
+
+
+@pytest.mark.timeout(120)
+def test_history_days_wait_for_the_worker_group(broker: Service, tmp_path: Path) -> None:
+    """This weekday's days go at once; every other day only once the worker group has read the ones before,
+    so a slow worker is never buried under history while live windows wait behind it."""
+    settings = _settings(broker, tmp_path)
+
+    async def scenario() -> tuple[set[str], set[str], set[str]]:
+        stop = asyncio.Event()
+        sim = asyncio.create_task(run_simulator(settings, REGISTRY, city=None, speed=1.0, days=0, backfill_min=0,
+                                                stop=stop, clock=lambda: NOW_S, history_days=15))
+        await asyncio.sleep(3)
+        first = await _history_dates(broker.url)  # nobody reads: the urgent days and one more
+        await asyncio.sleep(2)
+        still = await _history_dates(broker.url)
+        await _read_everything_as(broker.url, settings.app_id)
+        await asyncio.sleep(3)
+        after = await _history_dates(broker.url)
+        stop.set()
+        await sim
+        return first, still, after
+
+    first, still, after = asyncio.run(scenario())
+    # 15 days before Saturday 28 Nov: the urgent ones are the Saturdays 21 and 14 Nov, then newest first
+    assert first == still == {"20261121", "20261114", "20261127"}
+    assert {"20261126"} <= after - still
