@@ -117,8 +117,12 @@ async def run_simulator(
     history = None
     if history_days > 0:
         history_end = next_min * MINUTE_MS
+        chunks = _history_chunks(history_end - round(history_days * 86_400_000), history_end)
+        # this weekday's days before the backfill: in every partition the worker reads them first, so the
+        # backfill's windows, the first it publishes, already carry today's usual band, index and forecast
+        await _send_history(cities, registry, producer, seed, [c for c in chunks if c[2]], _at_once)
         history = asyncio.create_task(_send_history(
-            cities, registry, producer, seed, history_end - round(history_days * 86_400_000), history_end,
+            cities, registry, producer, seed, [c for c in chunks if not c[2]],
             _history_pace(settings, settings.kafka_url, history_pace_s, stop)))
     try:
         while not stop.is_set():
@@ -185,10 +189,20 @@ def _history_pace(settings: Settings, kafka_url: str, pace_s: float | None, stop
     return drained
 
 
-async def _send_history(cities: list[City], registry: Registry, producer: Any, seed: int, start_ms: int,
-                        end_ms: int, pace: Pace) -> None:
-    """Past quarter-hours, a day per city at a time, in `history_order`: the urgent days as fast as the broker
-    takes them, then each other day after `pace()`.
+def _history_chunks(start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
+    """`history_order` of whole quarter-hours only, so consecutive day chunks leave no quarter-hour out."""
+    step = simulation.HISTORY_STEP_MS
+    return history_order(start_ms - start_ms % step, end_ms - end_ms % step)
+
+
+async def _at_once() -> None:
+    """No pause: the urgent days go as fast as the broker takes them."""
+
+
+async def _send_history(cities: list[City], registry: Registry, producer: Any, seed: int,
+                        chunks: list[tuple[int, int, bool]], pace: Pace) -> None:
+    """Past quarter-hours of the day `chunks` (`_history_chunks`), a day for every city at a time, `pace()`
+    after each one that is not urgent.
 
     History and live share the worker's partitions, and a history backlog holds the live windows back behind
     it (a real replay of years should run before going live, or on its own worker group): so only the urgent
@@ -196,11 +210,8 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
     (`history-<city>-<date>`): days come newest first, and within one source a day older than the last would be
     late (history only, never published, P9).
     """
-    step = simulation.HISTORY_STEP_MS
-    # whole quarter-hours only, so consecutive day chunks leave no quarter-hour out between them
-    start_ms, end_ms = start_ms - start_ms % step, end_ms - end_ms % step
     sent = 0
-    for t, upto, urgent in history_order(start_ms, end_ms):
+    for t, upto, urgent in chunks:
         pending = []
         for city in cities:
             source = f"{simulation.history_source(city.id)}-{format_ts(t, 'UTC')[:10].replace('-', '')}"
@@ -217,7 +228,8 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
                  ", for today's bands" if urgent else "")
         if not urgent:
             await pace()
-    log.info("simulator: history complete, %d batches", sent)
+    log.info("simulator: history %s, %d batches", "of this weekday sent" if all(c[2] for c in chunks) else
+             "complete", sent)
 
 
 def _simulated_ms(real: float, t0: float, origin: float, speed: float) -> int:
