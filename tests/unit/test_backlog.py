@@ -1,0 +1,62 @@
+"""Which input partitions a worker vouches for in its clock ticks (`agents.backlog.Backlog`), against a consumer
+stand-in: the read offsets and high watermarks, and a partition revoked by a rebalance while it is asked about."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
+
+from agents.backlog import Backlog
+
+TOPIC = "footfall.counts.v1"
+
+
+class Consumer:
+    """What `Backlog.caught_up` reads of Faust's consumer. `revoked`: partitions a rebalance takes away between
+    `assignment()` and `position()` (aiokafka then raises IllegalStateError)."""
+
+    def __init__(self, highwaters: dict[int, int | None], committed: dict[int, int | None],
+                 positions: dict[int, int], revoked: frozenset[int] = frozenset()) -> None:
+        self.highwaters, self.positions, self.revoked = highwaters, positions, revoked
+        self._committed_offset = {TopicPartition(TOPIC, p): o for p, o in committed.items()}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(TOPIC, p) for p in self.highwaters} | {TopicPartition("other", 0)}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.highwaters[tp.partition]
+
+    async def position(self, tp: TopicPartition) -> int:
+        if tp.partition in self.revoked:
+            raise IllegalStateError(f"Partition {tp} is not assigned")
+        return self.positions[tp.partition]
+
+
+def caught_up(backlog: Backlog, consumer: Any) -> tuple[list[int], bool]:
+    return asyncio.run(backlog.caught_up(consumer))
+
+
+def test_a_partition_read_to_its_high_watermark_is_caught_up() -> None:
+    backlog = Backlog(TOPIC)
+    backlog.processed(TopicPartition(TOPIC, 0), 9)  # offsets 0..9 done, highwater 10
+    backlog.processed(TopicPartition(TOPIC, 1), 4)  # 5 of 10
+    consumer = Consumer({0: 10, 1: 10, 2: None}, {0: 3, 1: 3, 2: None}, {})
+    assert caught_up(backlog, consumer) == ([0], False)  # 2: not fetched since its assignment
+
+
+def test_nothing_processed_since_the_commit_is_caught_up_only_at_the_high_watermark() -> None:
+    consumer = Consumer({0: 7, 1: 8}, {0: 7, 1: 5}, {})
+    assert caught_up(Backlog(TOPIC), consumer) == ([0], False)
+
+
+def test_a_new_group_starts_from_the_position_where_its_fetch_began() -> None:
+    consumer = Consumer({0: 4, 1: 4}, {0: None, 1: None}, {0: 4, 1: 0})
+    assert caught_up(Backlog(TOPIC), consumer) == ([0], False)
+
+
+def test_a_partition_revoked_while_asked_is_not_caught_up_and_nothing_raises() -> None:
+    consumer = Consumer({0: 4, 1: 4, 2: 0}, {0: None, 1: None, 2: 0}, {0: 4}, revoked=frozenset({1}))
+    assert caught_up(Backlog(TOPIC), consumer) == ([0, 2], False)
