@@ -16,17 +16,21 @@ TOPIC = "footfall.counts.v1"
 
 class Consumer:
     """What `Backlog.caught_up` reads of Faust's consumer. `revoked`: partitions a rebalance takes away between
-    `assignment()` and `position()` (aiokafka then raises IllegalStateError)."""
+    `assignment()` and `position()` (aiokafka then raises IllegalStateError); `revoked_before`: before
+    `highwater()` (aiokafka asserts)."""
 
     def __init__(self, highwaters: dict[int, int | None], committed: dict[int, int | None],
-                 positions: dict[int, int], revoked: frozenset[int] = frozenset()) -> None:
+                 positions: dict[int, int], revoked: frozenset[int] = frozenset(),
+                 revoked_before: frozenset[int] = frozenset()) -> None:
         self.highwaters, self.positions, self.revoked = highwaters, positions, revoked
+        self.revoked_before = revoked_before  # taken away before even its high watermark is asked
         self._committed_offset = {TopicPartition(TOPIC, p): o for p, o in committed.items()}
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(TOPIC, p) for p in self.highwaters} | {TopicPartition("other", 0)}
 
     def highwater(self, tp: TopicPartition) -> int | None:
+        assert tp.partition not in self.revoked_before, "Partition is not assigned"  # as aiokafka does
         return self.highwaters[tp.partition]
 
     async def position(self, tp: TopicPartition) -> int:
@@ -60,3 +64,8 @@ def test_a_new_group_starts_from_the_position_where_its_fetch_began() -> None:
 def test_a_partition_revoked_while_asked_is_not_caught_up_and_nothing_raises() -> None:
     consumer = Consumer({0: 4, 1: 4, 2: 0}, {0: None, 1: None, 2: 0}, {0: 4}, revoked=frozenset({1}))
     assert caught_up(Backlog(TOPIC), consumer) == ([0, 2], False)
+
+
+def test_a_partition_revoked_before_its_high_watermark_is_asked_is_not_caught_up() -> None:
+    consumer = Consumer({0: 4, 1: 4}, {0: 4, 1: 4}, {}, revoked_before=frozenset({0}))
+    assert caught_up(Backlog(TOPIC), consumer) == ([1], False)
