@@ -54,9 +54,10 @@ class GroupBacklog:
         await self.client.stop()
 
     async def size(self) -> int:
-        starts = await self.client.beginning_offsets(self.partitions)
         ends = await self.client.end_offsets(self.partitions)
         committed = {tp: await self.client.committed(tp) for tp in self.partitions}
+        fresh = [tp for tp, at in committed.items() if at is None]  # log starts matter only where none is committed
+        starts = await self.client.beginning_offsets(fresh) if fresh else {}
         return backlog(starts, ends, committed)
 
     async def drained(self, limit: int, stop: asyncio.Event | None = None) -> None:

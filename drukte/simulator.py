@@ -120,10 +120,10 @@ async def run_simulator(
         chunks = _history_chunks(history_end - round(history_days * 86_400_000), history_end)
         # this weekday's days before the backfill: in every partition the worker reads them first, so the
         # backfill's windows, the first it publishes, already carry today's usual band, index and forecast
-        await _send_history(cities, registry, producer, seed, [c for c in chunks if c[2]], _at_once)
-        history = asyncio.create_task(_send_history(
-            cities, registry, producer, seed, [c for c in chunks if not c[2]],
-            _history_pace(settings, settings.kafka_url, history_pace_s, stop)))
+        await _send_history(cities, registry, producer, seed, [c for c in chunks if c[2]], None)
+        history = asyncio.create_task(_send_older_history(
+            cities, registry, producer, seed, [c for c in chunks if not c[2]], settings, settings.kafka_url,
+            history_pace_s, stop))
     try:
         while not stop.is_set():
             real = clock()
@@ -170,23 +170,21 @@ def history_order(start_ms: int, end_ms: int, day_ms: int = 86_400_000) -> list[
     return [(a, b, True) for a, b in urgent] + [(a, b, False) for a, b in reversed(chunks) if (a, b) not in urgent]
 
 
-def _history_pace(settings: Settings, kafka_url: str, pace_s: float | None, stop: asyncio.Event) -> Pace:
-    """What the history waits for between two days that are not urgent: the worker group's backlog to drain
-    (`pace_s` None), or a fixed time."""
+async def _send_older_history(cities: list[City], registry: Registry, producer: Any, seed: int,
+                              chunks: list[tuple[int, int, bool]], settings: Settings, kafka_url: str,
+                              pace_s: float | None, stop: asyncio.Event) -> None:
+    """The days that are not urgent, each after the worker group's backlog drained (`pace_s` None: one
+    `GroupBacklog` client for all of them), or `pace_s` seconds after the previous one."""
     if pace_s is not None:
-        async def fixed() -> None:
-            await asyncio.sleep(pace_s)
-        return fixed
-
-    async def drained() -> None:
-        group = GroupBacklog(bootstrap(kafka_url), settings.app_id, [FOOTFALL.name, PAYMENTS.name],
-                             **security_options(settings))
-        await group.start()
-        try:
-            await group.drained(HISTORY_BACKLOG, stop)
-        finally:
-            await group.stop()
-    return drained
+        await _send_history(cities, registry, producer, seed, chunks, lambda: asyncio.sleep(pace_s))
+        return
+    group = GroupBacklog(bootstrap(kafka_url), settings.app_id, [FOOTFALL.name, PAYMENTS.name],
+                         **security_options(settings))
+    await group.start()
+    try:
+        await _send_history(cities, registry, producer, seed, chunks, lambda: group.drained(HISTORY_BACKLOG, stop))
+    finally:
+        await group.stop()
 
 
 def _history_chunks(start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
@@ -195,14 +193,10 @@ def _history_chunks(start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
     return history_order(start_ms - start_ms % step, end_ms - end_ms % step)
 
 
-async def _at_once() -> None:
-    """No pause: the urgent days go as fast as the broker takes them."""
-
-
 async def _send_history(cities: list[City], registry: Registry, producer: Any, seed: int,
-                        chunks: list[tuple[int, int, bool]], pace: Pace) -> None:
+                        chunks: list[tuple[int, int, bool]], pace: Pace | None) -> None:
     """Past quarter-hours of the day `chunks` (`_history_chunks`), a day for every city at a time, `pace()`
-    after each one that is not urgent.
+    after each one (None: as fast as the broker takes them).
 
     History and live share the worker's partitions, and a history backlog holds the live windows back behind
     it (a real replay of years should run before going live, or on its own worker group): so only the urgent
@@ -226,10 +220,9 @@ async def _send_history(cities: list[City], registry: Registry, producer: Any, s
         sent += len(pending)
         log.info("simulator: history of %s sent (%d batches%s)", format_ts(t, cities[0].timezone)[:10], sent,
                  ", for today's bands" if urgent else "")
-        if not urgent:
+        if pace is not None:
             await pace()
-    log.info("simulator: history %s, %d batches", "of this weekday sent" if all(c[2] for c in chunks) else
-             "complete", sent)
+    log.info("simulator: history %s, %d batches", "of this weekday sent" if pace is None else "complete", sent)
 
 
 def _simulated_ms(real: float, t0: float, origin: float, speed: float) -> int:
