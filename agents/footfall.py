@@ -127,6 +127,7 @@ class FootfallPath:
         self.state: MutableMapping[str, Any] = self.table  # what the engine reads: a take's overlay while it runs
         self.batch_events, self.batch_wait_s = settings.batch_events, settings.batch_wait_ms / 1000
         self.closed_since_purge: dict[int, int] = defaultdict(int)
+        self.owned: set[Any] = set()  # the consumer's assignment at the last take
         self.profile_tried: dict[str, int] = {}  # zone → process clock (ms) of its last profile retry
         app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
         app.agent(topics.byzone, name="drukte.footfall.windows")(self.windows)
@@ -167,6 +168,9 @@ class FootfallPath:
             t0 = time.perf_counter()
             by_partition: dict[int, list[faust.EventT[bytes]]] = defaultdict(list)
             owned = self.app.consumer.assignment()
+            if owned != self.owned:  # partitions came or went: their history is another worker's or new to us
+                self.owned = owned
+                self.usual.forget()
             for event in events:
                 # a take filled before a rebalance may hold events of partitions now another worker's: their state
                 # is no longer ours to write (the new owner reads them again from the last commit)
@@ -225,8 +229,8 @@ class FootfallPath:
             self.metrics.duplicates.inc(res.duplicates)
             self.metrics.late.inc(res.late)
             self.metrics.late_untracked.inc(res.untracked)
-            if res.late:
-                self.usual.forget()  # a past day's history changed
+            for zone, day in res.histories:  # late readings went into a past day's history
+                self.usual.changed(zone, day)
         due = self.engine.due(state, partition, ts)
         # Day by day: a band reads the days before its window's, so a message that closes several days at once
         # (a replay's batch) finalizes each day before the next day's windows are made, as if they had come
@@ -234,8 +238,7 @@ class FootfallPath:
         days: dict[str, list[Cell]] = defaultdict(list)
         for cell in due:
             days[self.noise.day(cell.zone_id, cell.start_ms)].append(cell)  # the local date
-        for cells in days.values():
-            self.usual.forget()
+        for day, cells in days.items():
             published, drawn = self.noise.publishable(state, cells)  # P10: noisy counts, drawn once per window
             take.drawn = take.drawn or drawn
             recents = {z: self.noise.recall(state, self.engine.recent_with(state, z, published))
@@ -243,6 +246,8 @@ class FootfallPath:
             for cell in published:
                 take.windows.append((cell, self.window_object(cell, recents[cell.zone_id], ts)))
             self.engine.finalize(state, partition, cells)
+            for zone_id in {c.zone_id for c in cells}:  # the next day's bands read this one
+                self.usual.changed(zone_id, day)
             for zone_id, recent in recents.items():
                 if any(c.zone_id == zone_id and c.start_ms == recent[-1].start_ms for c in cells):
                     take.lives[zone_id] = (partition, ts)  # its live object changes (not only a replay's past)
@@ -315,13 +320,13 @@ class FootfallPath:
             await fut
         lives: list[dict[str, Any]] = []
         profiles: list[dict[str, Any]] = []
-        self.usual.forget()
         now = self.clock()
         for zone_id, partition in sorted(take.histories.items()):
-            # history arrived (a replay, the demo's weeks): the zone's peak and day profile are made again now, not
-            # after 3 or 24 more live windows, so today's chart fills as soon as the history is in; at most every
-            # PROFILE_RETRY_MS per zone (a scan takes ~30 ms), since a replay closes past windows in every take
-            if now - self.profile_tried.get(zone_id, 0) < PROFILE_RETRY_MS or not self.usual.retry(zone_id):
+            # history arrived under a day profile already made (a replay, the demo's weeks): it is made again now
+            # rather than at the zone's next live window, so today's chart fills as soon as the history is in; at
+            # most every PROFILE_RETRY_MS per zone (a scan takes ~30 ms), since a replay closes past windows in
+            # every take
+            if now - self.profile_tried.get(zone_id, 0) < PROFILE_RETRY_MS or not self.usual.outdated(zone_id):
                 continue
             self.profile_tried[zone_id] = now
             if zone_id not in take.lives:

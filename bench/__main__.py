@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds allowed per contender and run (the worker's cap; its rate at the cap is reported)")
     p.add_argument("--faust-cap-s", type=float, default=60.0, help="seconds the Faust reference app may run")
+    p.add_argument("--profile", metavar="DIR",
+                   help="sample every worker with py-spy (pip install py-spy) into DIR/<run>.txt, collapsed stacks")
     args = p.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the broker, store and contender processes are stopped by their `finally`
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in per_message:
         cfg = BenchConfig(readings=args.readings, per_message=k, runs=args.runs, gateways=args.gateways,
                           timeout_s=args.timeout, contenders=contenders, faust_cap_s=args.faust_cap_s,
+                          profile_dir=str(Path(args.profile).resolve()) if args.profile else None,
                           worker_src=str(Path(args.worker_src).resolve()) if args.worker_src else None)
         res = run(cfg, RESULTS)
         print(table(res), flush=True)

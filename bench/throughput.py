@@ -91,6 +91,7 @@ class BenchConfig:
     worker_src: str | None = None  # run the worker from this source tree (e.g. a `git archive` snapshot)
     contenders: tuple[str, ...] = ("baseline", "faust", "worker")  # in this order within each run
     faust_cap_s: float = 60.0  # the Faust reference app runs this long at most; its rate at the cap is reported
+    profile_dir: str | None = None  # py-spy samples every worker process into this directory (flame graphs)
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -327,6 +328,17 @@ def worker_env(broker_url: str, store_url: str, registry: Path, cfg: BenchConfig
     if cfg.worker_src:
         env["PYTHONPATH"] = os.pathsep.join([cfg.worker_src, *filter(None, [env.get("PYTHONPATH")])])
     return env
+
+
+def profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling a process until it exits, into `out`.txt: collapsed stacks (one line per stack and its
+    sample count), for flamegraph tools or a quick `sort -k2 -n`. Idle samples are left out, so it shows where
+    the CPU goes."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    cmd = [spy, "record", "--pid", str(pid), "--rate", "250", "--nonblocking"]
+    return subprocess.Popen([*cmd, "--format", "raw", "-o", f"{out}.txt"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
@@ -576,6 +588,8 @@ def run_worker(broker: embedded.Service, store: embedded.Service, ds: Dataset, c
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           cwd=cfg.worker_src or REPO))
     res["logs"] = [str(p) for p in logs]
+    spies = [profile(p.pid, Path(cfg.profile_dir) / f"{app_id}-{i}") for i, p in enumerate(procs)
+             if cfg.profile_dir]
     last_samples: list[Samples] = [[] for _ in procs]
     try:
         last_report = prog.t_spawn
@@ -639,6 +653,8 @@ def run_worker(broker: embedded.Service, store: embedded.Service, ds: Dataset, c
     finally:
         for p in procs:
             stop_process(p)
+        for spy in spies:  # py-spy writes its profile when its target has exited
+            spy.wait(60)
         r.close()
     t0 = prog.t_spawn
     res["correct"] = bool(res["ok"] and res["verify"]["correct"])

@@ -37,8 +37,9 @@ does not record how the window was published.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from streams.baseline import Band, band, weekly_peak
 from streams.daytype import (
@@ -54,17 +55,10 @@ from streams.daytype import (
 )
 from streams.registry import Registry
 
-SLOW_CACHE = 4096  # cached peaks and day profiles
-REFRESH = 24  # uses of a cached peak or profile before it is computed again (about two hours of live windows)
-REFRESH_UNKNOWN = 3  # … and of one that found no baseline yet
+DATES_CACHED = 16  # local dates per zone whose bands, day histories, profiles and peaks stay cached
+STARTS_CACHED = 8192  # window starts per zone whose local date is remembered
 SUPPRESSED_FRACTION = 0.5  # a window below k_min counts as k_min × this, whatever its count (see above)
-T = TypeVar("T")
-
-
-def _known(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(band is not None for _, band in value)
-    return value is not None
+V = TypeVar("V")
 # (zone, local date) → {slot: [visitors, sensors]}: the engine's history of one local day
 HistoryLookup = Callable[[str, str], dict[str, list[int]]]
 
@@ -88,28 +82,43 @@ class UsualModel:
 
     Only windows that had enough sensors (P7) are observations; a window below `k_min` counts as `k_min / 2`,
     never with its exact count (P6, `observation`). Reads history only, so it is pure given the lookup.
+
+    Everything it computes stays cached until the caller says the history it read has changed (`changed`): a
+    value for local date D reads only days before D (the peak: days up to its week's Monday, exclusive), so a
+    zone's live windows closing today change nothing cached for today, and bands, the day profile and the peak
+    are computed once per zone and day, not per window (they were most of the worker's time).
     """
 
     def __init__(self, registry: Registry, lookup: HistoryLookup, *, window_ms: int, weeks: int,
                  min_sensors: int, k_min: int) -> None:
         self.registry, self.lookup = registry, lookup
         self.window_ms, self.weeks, self.min_sensors, self.k_min = window_ms, weeks, min_sensors, k_min
-        self._slow: dict[tuple[str, str, str], tuple[int, Any]] = {}  # key → (uses, value)
-        self._day_cache: dict[tuple[str, date, str], list[dict[str, list[int]]]] = {}
+        self._zones: dict[str, _ZoneCache] = {}
+
+    def _cache(self, zone_id: str) -> _ZoneCache:
+        zc = self._zones.get(zone_id)
+        if zc is None:
+            zc = self._zones[zone_id] = _ZoneCache()
+        return zc
+
+    def changed(self, zone_id: str, local_date: str) -> None:
+        """The zone's history of `local_date` (YYYY-MM-DD) changed (windows made final, late readings, noise drawn,
+        history restored): forget every value that read it, those of later dates and the peaks of weeks whose
+        Monday is later."""
+        zc = self._zones.get(zone_id)
+        if zc is not None:
+            zc.drop_after(local_date)
 
     def forget(self) -> None:
-        """Drop cached day histories; call after the history may have changed (the worker: per message)."""
-        self._day_cache.clear()
+        """Forget everything (the history may have changed anywhere: a rebalance brought other partitions)."""
+        for zc in self._zones.values():
+            zc.drop_after("")
 
-    def retry(self, zone_id: str) -> bool:
-        """Drop the zone's cached peaks and day profiles, so the next use computes them again; True if there were
-        any. For history that has just arrived (a replay, the demo's weeks): counted in uses, a profile made
-        before it would stay for `REFRESH_UNKNOWN` more live windows if it found nothing (15 min at 5-minute
-        windows), or `REFRESH` (2 hours) if it found a few days; the caller limits how often (a scan is costly)."""
-        stale = [key for key in self._slow if key[1] == zone_id]
-        for key in stale:
-            del self._slow[key]
-        return bool(stale)
+    def outdated(self, zone_id: str) -> bool:
+        """Did history change under a day profile made for the zone (and so under its peak), since the last one
+        was made?"""
+        zc = self._zones.get(zone_id)
+        return zc is not None and zc.outdated
 
     def calendar(self, zone_id: str, start_ms: int) -> tuple[str, int]:
         """(history day key, slot) of a window: the engine's `Calendar`."""
@@ -123,13 +132,13 @@ class UsualModel:
     def _days(self, zone_id: str, day: date, kind: str) -> list[dict[str, list[int]]]:
         """Histories of the past days of day type `kind` before `day`, newest first, with a few weeks' slack
         for holidays and days without data."""
-        key = (zone_id, day, kind)
-        if key not in self._day_cache:
+        days_of = _bounded(self._cache(zone_id).days, day.isoformat(), DATES_CACHED, dict)
+        if kind not in days_of:
             country = self.registry.city_of_zone[zone_id].country
             days = (day - timedelta(days=back) for back in range(1, 7 * self.weeks + 22))
-            self._day_cache[key] = [self.lookup(zone_id, d.isoformat()) for d in days
-                                    if baseline_type_of_date(d, country) == kind]
-        return self._day_cache[key]
+            days_of[kind] = [self.lookup(zone_id, d.isoformat()) for d in days
+                             if baseline_type_of_date(d, country) == kind]
+        return days_of[kind]
 
     def _values(self, days: list[dict[str, list[int]]], slot: int) -> list[float]:
         out: list[float] = []
@@ -143,11 +152,21 @@ class UsualModel:
 
     def band(self, zone_id: str, start_ms: int) -> Band | None:
         """The usual band of the window starting at `start_ms`, from past days only (never the day itself)."""
+        zc = self._cache(zone_id)
+        day = zc.dates.get(start_ms)
+        if day is not None and start_ms in zc.bands.get(day, {}):
+            return zc.bands[day][start_ms]
         city = self.registry.city_of_zone[zone_id]
         local = local_time(start_ms, city.timezone)
         kind = baseline_day_type(start_ms, city.timezone, city.country)
         days = self._days(zone_id, local.date(), kind)
-        return band(self._values(days, slot_of_day(start_ms, city.timezone, self.window_ms)))
+        result = band(self._values(days, slot_of_day(start_ms, city.timezone, self.window_ms)))
+        day = local.date().isoformat()
+        if len(zc.dates) >= STARTS_CACHED:
+            zc.dates.clear()
+        zc.dates[start_ms] = day
+        _bounded(zc.bands, day, DATES_CACHED, dict)[start_ms] = result
+        return result
 
     def p50(self, zone_id: str, start_ms: int) -> float | None:
         b = self.band(zone_id, start_ms)
@@ -159,21 +178,19 @@ class UsualModel:
         return self._value(zone_id, day.isoformat(), slot_of_day(start_ms, city.timezone, self.window_ms))
 
     def peak(self, zone_id: str, start_ms: int) -> float | None:
-        """The zone's usual weekly peak per window: the highest p50 over every day type and slot.
-
-        Per zone and local ISO week, from the weeks before that week's Monday; recomputed every `REFRESH`
-        uses, since history may still be arriving (a replay alongside live) and a full scan is costly.
-        """
+        """The zone's usual weekly peak per window: the highest p50 over every day type and slot, per zone and
+        local ISO week, from the weeks before that week's Monday (so the week's own windows never move it)."""
         city = self.registry.city_of_zone[zone_id]
         local_day = local_time(start_ms, city.timezone).date()
         monday = local_day - timedelta(days=local_day.weekday())
-
-        def compute() -> float | None:
+        zc = self._cache(zone_id)
+        key = monday.isoformat()
+        if key not in zc.peaks:
             slots = range(slots_per_day(self.window_ms))
-            return weekly_peak([band(self._values(days, slot)) for kind in WEEKDAYS
-                                for days in [self._days(zone_id, monday + timedelta(days=1), kind)] for slot in slots])
-
-        return self._cached(("peak", zone_id, monday.isoformat()), compute)
+            _bounded(zc.peaks, key, DATES_CACHED, lambda: weekly_peak(
+                [band(self._values(days, slot)) for kind in WEEKDAYS
+                 for days in [self._days(zone_id, monday, kind)] for slot in slots]))
+        return zc.peaks[key]
 
     def day_windows(self, zone_id: str, at_ms: int) -> list[int]:
         """Starts of every window of the local day holding `at_ms` (23 or 25 hours on clock-change days)."""
@@ -181,18 +198,41 @@ class UsualModel:
         return list(range(first, end, self.window_ms))
 
     def day_profile(self, zone_id: str, at_ms: int) -> list[tuple[int, Band | None]]:
-        """The usual band of every window of the local day holding `at_ms` (refreshed like `peak`)."""
+        """The usual band of every window of the local day holding `at_ms`."""
         tz = self.registry.city_of_zone[zone_id].timezone
-        return self._cached(("profile", zone_id, local_time(at_ms, tz).date().isoformat()),
-                            lambda: [(s, self.band(zone_id, s)) for s in self.day_windows(zone_id, at_ms)])
+        zc = self._cache(zone_id)
+        key = local_time(at_ms, tz).date().isoformat()
+        if key not in zc.profiles:
+            _bounded(zc.profiles, key, DATES_CACHED,
+                     lambda: [(s, self.band(zone_id, s)) for s in self.day_windows(zone_id, at_ms)])
+            zc.outdated = False
+        return zc.profiles[key]
 
-    def _cached(self, key: tuple[str, str, str], compute: Callable[[], T]) -> T:
-        hit = self._slow.get(key)
-        # "nothing known yet" is asked again soon: history may be arriving (a replay beside live)
-        if hit is None or hit[0] >= (REFRESH if _known(hit[1]) else REFRESH_UNKNOWN):
-            if hit is None and len(self._slow) > SLOW_CACHE:
-                self._slow.pop(next(iter(self._slow)))
-            hit = (0, compute())
-        self._slow[key] = (hit[0] + 1, hit[1])
-        result: T = hit[1]  # the key's kind decides the value's type
-        return result
+
+@dataclass
+class _ZoneCache:
+    """One zone's cached values, by the local date (YYYY-MM-DD) they are for; see `UsualModel.changed`."""
+
+    days: dict[str, dict[str, list[dict[str, list[int]]]]] = field(default_factory=dict)  # before → kind → days
+    bands: dict[str, dict[int, Band | None]] = field(default_factory=dict)  # date → window start → band
+    dates: dict[int, str] = field(default_factory=dict)  # window start → its local date (never changes)
+    profiles: dict[str, list[tuple[int, Band | None]]] = field(default_factory=dict)
+    peaks: dict[str, float | None] = field(default_factory=dict)  # the week's Monday → peak
+    outdated: bool = False  # a day profile was dropped since the last one was made
+
+    def drop_after(self, local_date: str) -> None:
+        """Drop what reads the history of `local_date`: values for later dates ("" drops all). ISO dates compare
+        as strings; a peak for Monday M reads days before M, a day history list for D reads days before D."""
+        for cached in (self.days, self.bands, self.profiles, self.peaks):
+            for key in [k for k in cached if k > local_date]:
+                del cached[key]
+                self.outdated = self.outdated or cached is self.profiles
+
+
+def _bounded(cache: dict[str, V], key: str, limit: int, make: Callable[[], V]) -> V:
+    """`cache[key]`, made when missing; the oldest entry goes first when the cache holds `limit`."""
+    if key not in cache:
+        if len(cache) >= limit:
+            cache.pop(next(iter(cache)))
+        cache[key] = make()
+    return cache[key]

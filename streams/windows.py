@@ -34,7 +34,7 @@ never published.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -73,6 +73,7 @@ class IngestResult:
     duplicates: int = 0
     late: int = 0
     untracked: int = 0  # late beyond retention: cannot be deduplicated, so not counted anywhere
+    histories: list[tuple[str, str]] = field(default_factory=list)  # (zone, local date): history late readings changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,8 @@ class WindowEngine:
             state[key] = ws
         for key, hist in histories.items():
             state[key] = hist
+            _, zone, day = key.split("|")
+            res.histories.append((zone, day))
         pst["wm"][source] = max(wm, min(max_start, msg_ts_ms))
         pst["seen"][source] = max(int(pst["seen"].get(source, 0)), msg_ts_ms)
         if input_partition is not None:

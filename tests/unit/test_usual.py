@@ -92,30 +92,63 @@ def test_last_week_and_peak() -> None:
     assert model.peak("z", ms(date(2026, 3, 28), 12)) == 190  # the busiest usual window of the week
 
 
-def test_history_arriving_after_a_profile_was_made_is_seen_at_once_when_retried() -> None:
+def test_history_arriving_after_a_profile_was_made_is_seen_once_the_model_is_told() -> None:
     days: dict[str, dict[str, list[int]]] = {}
     model = UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=W, weeks=8, min_sensors=3, k_min=15)
     at = ms(date(2026, 3, 28), 12)
 
-    def arrive(saturdays: list[date], more: int = 0) -> None:  # a replay's history, then the worker's forget
+    def arrive(saturdays: list[date], more: int = 0, tell: bool = True) -> None:  # a replay's history
         for d in saturdays:
             for h in range(8, 20):
                 day, slot = model.calendar("z", ms(d, h))
                 days.setdefault(day, {})[str(slot)] = [10 * h + more, 3]
-        model.forget()
+            if tell:
+                model.changed("z", d.isoformat())
 
-    assert model.peak("z", at) is None  # no history yet: cached
+    assert model.peak("z", at) is None  # no history yet
     assert all(band is None for _, band in model.day_profile("z", at))
+    assert model.outdated("z") is False
+    arrive(SATURDAYS[:3], tell=False)
+    assert model.peak("z", at) is None  # cached: the model was not told
     arrive(SATURDAYS[:3])  # three weeks: enough for a band
-    assert model.peak("z", at) is None  # counted in uses, the cache would still say unknown
-    assert model.retry("z") is True
+    assert model.outdated("z") is True  # the profile made before is gone
     assert model.peak("z", at) == 190
     low = dict(model.day_profile("z", at))[ms(date(2026, 3, 28), 8)]
+    assert low is not None
+    assert model.outdated("z") is False
     arrive(SATURDAYS[3:], more=100)  # the other five weeks, busier
-    assert dict(model.day_profile("z", at))[ms(date(2026, 3, 28), 8)] == low  # a known profile stays cached
-    assert model.retry("z") is True
-    assert dict(model.day_profile("z", at))[ms(date(2026, 3, 28), 8)] != low  # and is made again on retry
-    assert model.retry("y") is False  # nothing cached for another zone
+    assert dict(model.day_profile("z", at))[ms(date(2026, 3, 28), 8)] != low
+    model.changed("y", "2026-03-27")
+    assert model.outdated("y") is False  # nothing cached for another zone
+
+
+def test_a_day_closing_changes_nothing_cached_for_that_day_or_earlier() -> None:
+    """Live windows closing today must not make the worker compute today's bands, profile or peak again."""
+    reads: list[str] = []
+    history = {(d, h, 0): 10 * h for d in SATURDAYS for h in range(8, 20)}
+    base = model_with(history)
+
+    def counting(zone: str, day: str) -> dict[str, list[int]]:
+        reads.append(day)
+        return base.lookup(zone, day)
+
+    model = UsualModel(REG, counting, window_ms=W, weeks=8, min_sensors=3, k_min=15)
+    at = ms(date(2026, 3, 28), 12)
+    first = (model.peak("z", at), model.day_profile("z", at), model.band("z", at))
+    assert reads
+    reads.clear()
+    model.changed("z", "2026-03-28")  # today's windows made final
+    assert (model.peak("z", at), model.day_profile("z", at), model.band("z", at)) == first
+    assert reads == []
+    model.changed("z", "2026-03-23")  # this week's Monday
+    assert model.peak("z", at) == first[0]
+    assert reads == []  # the peak reads the weeks before this Monday only
+    assert (model.day_profile("z", at), model.band("z", at)) == first[1:]
+    assert reads  # … but the profile and band of 28 March may read 23 March: made again
+    reads.clear()
+    model.changed("z", "2026-03-21")
+    assert model.peak("z", at) == first[0]
+    assert "2026-03-21" in reads  # a day before the Monday: the peak is made again
 
 
 @pytest.mark.parametrize(
@@ -215,3 +248,30 @@ def test_published_counts_still_move_the_band() -> None:
     assert after is not None
     assert (before.p50, after.p50) == (24.5, 25.5)
     assert hourly(base).peak("z", ms(TARGET, 12)) == 24.5
+
+
+
+@settings(max_examples=80, deadline=None)
+@given(cells=cells_st, data=st.data())
+def test_a_model_told_of_every_change_answers_like_a_new_one(cells: Cells, data: st.DataObject) -> None:
+    """Cached values never go stale: after any history changes, each followed by `changed`, every value the
+    model publishes is what a model made from scratch computes, for TARGET and the days around it."""
+    days: dict[str, dict[str, list[int]]] = {}
+    for (back, slot), (visitors, sensors) in cells.items():
+        days.setdefault((TARGET - timedelta(days=back)).isoformat(), {})[str(slot)] = [visitors, sensors]
+
+    def model() -> UsualModel:
+        return UsualModel(REG, lambda zone, day: days.get(day, {}), window_ms=HOUR, weeks=8, min_sensors=3, k_min=K)
+
+    cached = model()
+    backs = st.sampled_from(sorted({back for back, _ in KEYS})) | st.integers(-3, 75)
+    for _ in range(data.draw(st.integers(1, 6))):
+        published_values(cached)  # fill the caches, then change what they read
+        day = (TARGET - timedelta(days=data.draw(backs))).isoformat()
+        days.setdefault(day, {})[str(data.draw(st.sampled_from(SLOTS)))] = [data.draw(st.integers(0, 60)), 3]
+        cached.changed("z", day)
+    assert published_values(cached) == published_values(model())
+    for back in (-7, -1, 1, 6, 7):  # the days around TARGET
+        at, fresh = ms(TARGET - timedelta(days=back), 12), model()
+        assert (cached.band("z", at), cached.peak("z", at), cached.day_profile("z", at)) == (
+            fresh.band("z", at), fresh.peak("z", at), fresh.day_profile("z", at))
