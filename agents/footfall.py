@@ -47,6 +47,12 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def is_history(cell: Cell, msg_ts: int) -> bool:
+    """Closed more than an hour before the message that closed it: a replay's past, published without forecast
+    and score (see `FootfallPath.usual_for`)."""
+    return cell.end_ms < msg_ts - HOUR_MS
+
+
 def takes(stream: faust.StreamT[bytes]) -> faust.Stream[bytes]:
     """The stream as Faust's class, whose `take_events` the StreamT protocol does not declare."""
     return cast(faust.Stream[bytes], stream)
@@ -241,15 +247,21 @@ class FootfallPath:
         for day, cells in days.items():
             published, drawn = self.noise.publishable(state, cells)  # P10: noisy counts, drawn once per window
             take.drawn = take.drawn or drawn
-            recents = {z: self.noise.recall(state, self.engine.recent_with(state, z, published))
-                       for z in {c.zone_id for c in cells}}
+            zones = {c.zone_id for c in cells}
+            newest = {z: self.engine.newest_start(state, z, published) for z in zones}
+            recents: dict[str, list[Cell]] = {}  # made only for zones with a window young enough for a forecast
             for cell in published:
-                take.windows.append((cell, self.window_object(cell, recents[cell.zone_id], ts)))
+                recent: list[Cell] = []
+                if not is_history(cell, ts):
+                    if cell.zone_id not in recents:
+                        recents[cell.zone_id] = self.noise.recall(
+                            state, self.engine.recent_with(state, cell.zone_id, published))
+                    recent = recents[cell.zone_id]
+                take.windows.append((cell, self.window_object(cell, recent, ts)))
             self.engine.finalize(state, partition, cells)
-            for zone_id in {c.zone_id for c in cells}:  # the next day's bands read this one
-                self.usual.changed(zone_id, day)
-            for zone_id, recent in recents.items():
-                if any(c.zone_id == zone_id and c.start_ms == recent[-1].start_ms for c in cells):
+            for zone_id in zones:
+                self.usual.changed(zone_id, day)  # the next day's bands read this one
+                if any(c.zone_id == zone_id and c.start_ms == newest[zone_id] for c in cells):
                     take.lives[zone_id] = (partition, ts)  # its live object changes (not only a replay's past)
                 else:
                     take.histories[zone_id] = partition  # only its past: the usual may know more now
@@ -281,7 +293,7 @@ class FootfallPath:
         """
         zone_id, newest = cells[-1].zone_id, cells[-1]
         bands = [self.usual.band(zone_id, c.start_ms) for c in cells]
-        if newest.end_ms < msg_ts - HOUR_MS:
+        if is_history(newest, msg_ts):
             return Usual(bands, None, [])
         peak = self.usual.peak(zone_id, newest.start_ms)
         window_ms = self.engine.cfg.window_ms

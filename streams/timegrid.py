@@ -22,9 +22,11 @@ def apportion(start_ms: int, dur_ms: int, count: int, window_ms: int) -> list[tu
     floor(count·t_i/dur) − floor(count·t_{i-1}/dur) over cumulative overlaps t, so no one is lost or invented
     and each share is within one person of the exact proportion.
     """
-    out: list[tuple[int, int, int]] = []
     end = start_ms + dur_ms
     w = window_start(start_ms, window_ms)
+    if end <= w + window_ms:  # inside one window: nearly every reading (a counter's minute, quarter, hour)
+        return [(w, count, dur_ms)]
+    out: list[tuple[int, int, int]] = []
     done_ms = 0
     taken = 0
     while w < end:

@@ -5,9 +5,9 @@ assignment so every change reaches the changelog. Keys:
 
     p|{partition}        {"wm": {source: ms}, "seen": {source: ms}, "open": {zone: [window starts]},
                           "zones": [zones seen], "in": {source: input partition its data came from}}
-    w|{zone}|{start}     {"v": visitors, "s": {sensor: covered ms}, "k": ["sensor@start", …], "f": final?,
-                          "src": [sources]}                                   (kept `retention` for dedupe;
-                          a final window's "k" is one string, "sensor@start sensor@start …": see `_pack_tags`)
+    w|{zone}|{start}     {"v": visitors, "s": {sensor: covered ms}, "k": {sensor: [[first, step, count], …]},
+                          "f": final?, "src": [sources]}   (kept `retention` for dedupe; "k": the reading starts
+                          taken, as runs, `streams.readingset`)
     r|{zone}             [[start, end, visitors, sensors, covered sensor-ms], …]   newest final cells
     d|{zone}|{date}      {slot: [visitors, sensors]}  every final window of a local day: the history that
                           baselines read, and the memory that a window was final after `w|` is gone
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from streams import readingset
 from streams.footfall import Reading
 from streams.timegrid import apportion
 
@@ -139,7 +140,6 @@ class WindowEngine:
 
         for r in readings:
             max_start = max(max_start, r.start_ms)
-            tag = f"{r.sensor_id}@{r.start_ms}"
             outcome = ""
             for w, people, overlap in apportion(r.start_ms, r.dur_ms, r.visitors, cfg.window_ms):
                 key = _wkey(r.zone_id, w)
@@ -149,10 +149,10 @@ class WindowEngine:
                     if old is None and self._was_final(state, histories, r.zone_id, w):
                         outcome = outcome or "untracked"  # final and forgotten: cannot deduplicate
                         continue
-                    ws = {"v": 0, "s": {}, "k": [], "f": False, "src": []} if old is None else {
-                        "v": old["v"], "s": dict(old["s"]), "k": _copy_tags(old["k"]), "f": old["f"],
+                    ws = {"v": 0, "s": {}, "k": {}, "f": False, "src": []} if old is None else {
+                        "v": old["v"], "s": dict(old["s"]), "k": readingset.from_state(old["k"]), "f": old["f"],
                         "src": list(old["src"])}
-                if _has_tag(ws["k"], tag):
+                if readingset.has(ws["k"], r.sensor_id, r.start_ms):
                     if not ws["f"] and w not in open_.setdefault(r.zone_id, []):
                         # a restored changelog may hold the window but not yet the partition's list of it
                         open_[r.zone_id].append(w)
@@ -163,10 +163,9 @@ class WindowEngine:
                 final = ws["f"] or (not is_open(ws, r.zone_id, w) and self._closed(w, [wm], msg_ts_ms))
                 ws["v"] += people
                 ws["s"][r.sensor_id] = ws["s"].get(r.sensor_id, 0) + overlap
-                ws["k"] = _add_tag(ws["k"], tag)
+                readingset.add(ws["k"], r.sensor_id, r.start_ms)
                 if final:
                     ws["f"] = True
-                    ws["k"] = _pack_tags(ws["k"])
                     self._remember(state, histories, r.zone_id, w, ws)
                     outcome = "late" if outcome in ("", "dup", "untracked") else outcome
                 else:
@@ -256,9 +255,18 @@ class WindowEngine:
 
     def recent_with(self, state: State, zone: str, cells: list[Cell]) -> list[Cell]:
         """The zone's newest final cells after adding `cells`, oldest first (at most RECENT_CELLS)."""
-        by_start = {c.start_ms: c for c in self.recent(state, zone)}
-        by_start.update({c.start_ms: c for c in cells if c.zone_id == zone})
-        return sorted(by_start.values(), key=lambda c: c.start_ms)[-RECENT_CELLS:]
+        return [Cell.from_row(zone, row) for row in self._recent_rows(state, zone, cells)]
+
+    def newest_start(self, state: State, zone: str, cells: list[Cell]) -> int | None:
+        """The start of the zone's newest final cell after adding `cells` (`recent_with(…)[-1]`, without it)."""
+        rows = state.get(f"r|{zone}") or []
+        starts = [c.start_ms for c in cells if c.zone_id == zone] + ([rows[-1][0]] if rows else [])
+        return max(starts, default=None)
+
+    def _recent_rows(self, state: State, zone: str, cells: list[Cell]) -> list[list[int]]:
+        by_start = {row[0]: row for row in state.get(f"r|{zone}") or []}
+        by_start.update({c.start_ms: c.row() for c in cells if c.zone_id == zone})
+        return [by_start[s] for s in sorted(by_start)[-RECENT_CELLS:]]
 
     def finalize(self, state: State, partition: int, cells: list[Cell]) -> None:
         """Mark published cells final, so they are never published again (P9), and record their history."""
@@ -268,12 +276,11 @@ class WindowEngine:
         open_ = pst["open"]
         histories: dict[str, dict[str, list[int]]] = {}
         for zone in sorted({c.zone_id for c in cells}):
-            state[f"r|{zone}"] = [c.row() for c in self.recent_with(state, zone, cells)]
+            state[f"r|{zone}"] = self._recent_rows(state, zone, cells)
         for c in cells:
             key = _wkey(c.zone_id, c.start_ms)
             ws = dict(state[key])
             ws["f"] = True
-            ws["k"] = _pack_tags(ws["k"])
             state[key] = ws
             self._remember(state, histories, c.zone_id, c.start_ms, ws)
             if c.start_ms in open_.get(c.zone_id, []):
@@ -344,30 +351,6 @@ class WindowEngine:
             hist = self.history(state, zone, date)
             cache[key] = hist
         hist[str(slot)] = [int(ws["v"]), len(ws["s"])]
-
-
-def _pack_tags(tags: list[str] | str) -> str:
-    """A final window's reading tags as one string. Kept `retention` (48 h) to recognise re-sent readings, they
-    are most of a worker's memory: a list holds a string object per reading (about 80 bytes), this about the
-    tag's characters. Open windows keep their list: it takes a reading at a time."""
-    return tags if isinstance(tags, str) else " ".join(tags)
-
-
-def _has_tag(tags: list[str] | str, tag: str) -> bool:
-    if isinstance(tags, str):  # a tag never holds a space: sensor ids are [a-z0-9-], starts are digits
-        return tags == tag or tags.startswith(tag + " ") or tags.endswith(" " + tag) or f" {tag} " in tags
-    return tag in tags
-
-
-def _add_tag(tags: list[str] | str, tag: str) -> list[str] | str:
-    if isinstance(tags, str):  # a late reading into a final window
-        return f"{tags} {tag}" if tags else tag
-    tags.append(tag)
-    return tags
-
-
-def _copy_tags(tags: list[str] | str) -> list[str] | str:
-    return tags if isinstance(tags, str) else list(tags)
 
 
 def _utc_date(ms: int) -> str:

@@ -156,19 +156,43 @@ def test_late_reading_goes_to_history_once_and_is_never_republished() -> None:
         (rd("a", 0, 10), 0, 1),  # the first tag of the packed string
         (rd("b", 0, 10), 0, 1),  # a middle one
         (rd("c", 0, 10), 0, 1),  # the last
-        (rd("a", 1, 10), 1, 0),  # "a@<T0+1 min>" only shares a prefix with tags there: new, so late
-        (rd("ab", 0, 10), 1, 0),  # "ab@…" holds "b@…" as a suffix: still a different reading
+        (rd("a", 1, 10), 1, 0),  # the same sensor a minute later: new, so late
+        (rd("ab", 0, 10), 1, 0),  # another sensor
     ],
 )
-def test_a_final_window_keeps_its_tags_packed_and_still_knows_them(resent: Reading, late: int, dup: int) -> None:
+def test_a_final_window_still_knows_its_readings(resent: Reading, late: int, dup: int) -> None:
     loop = Loop()
     loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"])
     loop.tick(T0 + 60 * MIN)
-    assert loop.state[f"w|z1|{T0}"]["k"] == f"a@{T0} b@{T0} c@{T0}"  # one string, not a list of them
+    assert loop.state[f"w|z1|{T0}"]["k"] == {s: [[T0, 0, 1]] for s in "abc"}
     res = loop.engine.ingest(loop.state, 0, "gw", T0 + 61 * MIN, [resent])
     assert (res.late, res.duplicates) == (late, dup)
     again = loop.engine.ingest(loop.state, 0, "gw", T0 + 62 * MIN, [resent])
     assert (again.late, again.duplicates) == (0, 1)  # a late reading, once known, is a duplicate next time
+
+
+@pytest.mark.parametrize("legacy", [[f"a@{T0}", f"b@{T0}"], f"a@{T0} b@{T0}"], ids=["open: a list", "final: a string"])
+def test_window_state_written_with_tags_still_dedupes(legacy: list[str] | str) -> None:
+    """A changelog written before runs held "sensor@start" tags: its windows still know their readings."""
+    loop = Loop()
+    loop.data(T0 + MIN, [rd("a", 0, 10), rd("b", 0, 10)])
+    loop.state[f"w|z1|{T0}"] = loop.state[f"w|z1|{T0}"] | {"k": legacy}
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + MIN, [rd("a", 0, 10), rd("b", 0, 10), rd("c", 0, 10)])
+    assert (res.accepted, res.duplicates) == (1, 2)
+    assert loop.state[f"w|z1|{T0}"]["k"] == {s: [[T0, 0, 1]] for s in "abc"}
+
+
+def test_one_second_readings_keep_one_run_per_sensor() -> None:
+    """A window of one-second readings: state stays small (it was a tag per reading, rewritten every batch)."""
+    loop = Loop()
+    seconds = [Reading(s, "z1", T0 + 1000 * i, 1000, 1) for i in range(300) for s in "ab"]
+    for i in range(0, 600, 50):
+        loop.data(T0 + 1000 * (i // 2 + 25), seconds[i:i + 50])
+    window = loop.state[f"w|z1|{T0}"]
+    assert window["v"] == 600
+    assert window["k"] == {s: [[T0, 1000, 300]] for s in "ab"}
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 301_000, seconds[100:110])
+    assert res.duplicates == 10
 
 
 def test_late_reading_for_a_window_that_never_had_data() -> None:
