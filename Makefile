@@ -51,6 +51,7 @@ check: $(STAMP) ## ruff, mypy --strict and the import contracts
 bench: $(STAMP) wrk ## benchmarks (on demand, not part of make test): throughput vs a plain consumer and Faust (A/B, 3 runs), API load and SSE, forecast WAPE, spending suppressions
 	-$(BIN)/python -m bench  # exits 1 when a worker run is not exact; the other benchmarks still run
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.dedupe
 	$(BIN)/python -m bench.forecast
 	$(BIN)/python -m bench.spending
 
