@@ -244,23 +244,20 @@ class FootfallPath:
         days: dict[str, list[Cell]] = defaultdict(list)
         for cell in due:
             days[self.noise.day(cell.zone_id, cell.start_ms)].append(cell)  # the local date
-        for day, cells in days.items():
+        for cells in days.values():
             published, drawn = self.noise.publishable(state, cells)  # P10: noisy counts, drawn once per window
             take.drawn = take.drawn or drawn
             zones = {c.zone_id for c in cells}
             newest = {z: self.engine.newest_start(state, z, published) for z in zones}
             recents: dict[str, list[Cell]] = {}  # made only for zones with a window young enough for a forecast
             for cell in published:
-                recent: list[Cell] = []
-                if not is_history(cell, ts):
-                    if cell.zone_id not in recents:
-                        recents[cell.zone_id] = self.noise.recall(
-                            state, self.engine.recent_with(state, cell.zone_id, published))
-                    recent = recents[cell.zone_id]
-                take.windows.append((cell, self.window_object(cell, recent, ts)))
-            self.engine.finalize(state, partition, cells)
+                if not is_history(cell, ts) and cell.zone_id not in recents:
+                    recents[cell.zone_id] = self.noise.recall(
+                        state, self.engine.recent_with(state, cell.zone_id, published))
+                take.windows.append((cell, self.window_object(cell, recents.get(cell.zone_id, []), ts)))
+            for zone_id, local_date in self.engine.finalize(state, partition, cells):
+                self.usual.changed(zone_id, local_date)  # the next day's bands read this one
             for zone_id in zones:
-                self.usual.changed(zone_id, day)  # the next day's bands read this one
                 if any(c.zone_id == zone_id and c.start_ms == newest[zone_id] for c in cells):
                     take.lives[zone_id] = (partition, ts)  # its live object changes (not only a replay's past)
                 else:

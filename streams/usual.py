@@ -183,14 +183,10 @@ class UsualModel:
         city = self.registry.city_of_zone[zone_id]
         local_day = local_time(start_ms, city.timezone).date()
         monday = local_day - timedelta(days=local_day.weekday())
-        zc = self._cache(zone_id)
-        key = monday.isoformat()
-        if key not in zc.peaks:
-            slots = range(slots_per_day(self.window_ms))
-            _bounded(zc.peaks, key, DATES_CACHED, lambda: weekly_peak(
-                [band(self._values(days, slot)) for kind in WEEKDAYS
-                 for days in [self._days(zone_id, monday, kind)] for slot in slots]))
-        return zc.peaks[key]
+        slots = range(slots_per_day(self.window_ms))
+        return _bounded(self._cache(zone_id).peaks, monday.isoformat(), DATES_CACHED, lambda: weekly_peak(
+            [band(self._values(days, slot)) for kind in WEEKDAYS
+             for days in [self._days(zone_id, monday, kind)] for slot in slots]))
 
     def day_windows(self, zone_id: str, at_ms: int) -> list[int]:
         """Starts of every window of the local day holding `at_ms` (23 or 25 hours on clock-change days)."""

@@ -74,7 +74,7 @@ class IngestResult:
     duplicates: int = 0
     late: int = 0
     untracked: int = 0  # late beyond retention: cannot be deduplicated, so not counted anywhere
-    histories: list[tuple[str, str]] = field(default_factory=list)  # (zone, local date): history late readings changed
+    histories: list[tuple[str, str]] = field(default_factory=list)  # (zone, local date) whose history changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,12 @@ def _wkey(zone: str, start: int) -> str:
 
 def history_key(zone: str, local_date: str) -> str:
     return f"d|{zone}|{local_date}"
+
+
+def _zone_and_date(history: str) -> tuple[str, str]:
+    """(zone, local date) of a `history_key`."""
+    _, zone, local_date = history.split("|")
+    return zone, local_date
 
 
 class WindowEngine:
@@ -187,8 +193,7 @@ class WindowEngine:
             state[key] = ws
         for key, hist in histories.items():
             state[key] = hist
-            _, zone, day = key.split("|")
-            res.histories.append((zone, day))
+            res.histories.append(_zone_and_date(key))
         pst["wm"][source] = max(wm, min(max_start, msg_ts_ms))
         pst["seen"][source] = max(int(pst["seen"].get(source, 0)), msg_ts_ms)
         if input_partition is not None:
@@ -268,10 +273,11 @@ class WindowEngine:
         by_start.update({c.start_ms: c.row() for c in cells if c.zone_id == zone})
         return [by_start[s] for s in sorted(by_start)[-RECENT_CELLS:]]
 
-    def finalize(self, state: State, partition: int, cells: list[Cell]) -> None:
-        """Mark published cells final, so they are never published again (P9), and record their history."""
+    def finalize(self, state: State, partition: int, cells: list[Cell]) -> list[tuple[str, str]]:
+        """Mark published cells final, so they are never published again (P9), and record their history.
+        Returns the (zone, local date) pairs whose history changed."""
         if not cells:
-            return
+            return []
         pst = self.partition(state, partition)
         open_ = pst["open"]
         histories: dict[str, dict[str, list[int]]] = {}
@@ -289,6 +295,7 @@ class WindowEngine:
             state[key] = hist
         pst["open"] = {z: v for z, v in open_.items() if v}
         state[_pkey(partition)] = pst
+        return [_zone_and_date(key) for key in histories]
 
     def expired(self, state: State, zones: set[str], wm: int) -> list[str]:
         """Keys of `zones` to forget: final window states older than retention (their totals live on in the
