@@ -88,7 +88,7 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         footfall=_topic(app, FOOTFALL, p),
         # Readings regrouped by zone, so one worker owns all sensors of a zone; declared explicitly with our
         # partition count and app id (STREAMING.md: group_by topics clash and leak between apps).
-        byzone=app.topic(f"{settings.app_id}-footfall-byzone", partitions=p, internal=True,
+        byzone=app.topic(settings.zone_topic, partitions=p, internal=True,
                          key_serializer="raw", value_serializer="raw"),
         busyness=_topic(app, BUSYNESS, p),
         rejected=_topic(app, REJECTED, p),

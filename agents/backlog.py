@@ -3,7 +3,8 @@ while a backlog is unread would make its sources look idle and close their windo
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.errors import IllegalStateError
 
@@ -12,14 +13,30 @@ REVOKED = (AssertionError, IllegalStateError)  # what aiokafka raises for a part
 
 class Backlog:
     """The last offset an agent processed per partition of its input topic, against the high watermark of the
-    consumer's last fetch and the committed offset the partition was assigned at."""
+    consumer's last fetch and the committed offset the partition was assigned at.
+
+    Works with Faust's consumer and with a plain aiokafka one (the footfall ingest, `agents.ingest`). The plain
+    one has no record of committed offsets: a partition nothing was processed of since its assignment starts
+    at the consumer's position, which is right only while none of its records are in the caller's hands, so the
+    caller marks the partitions of a batch it `takes` until it has `processed` them."""
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.offsets: dict[Any, int] = {}
+        self.busy: set[Any] = set()  # partitions with records taken and not processed yet
+
+    def takes(self, tps: Iterable[Any]) -> None:
+        self.busy.update(tps)
 
     def processed(self, tp: Any, offset: int) -> None:
         self.offsets[tp] = offset
+        self.busy.discard(tp)
+
+    def forget(self, tps: Iterable[Any]) -> None:
+        """Partitions revoked: whoever gets them next starts at its own committed offset."""
+        for tp in tps:
+            self.offsets.pop(tp, None)
+            self.busy.discard(tp)
 
     async def caught_up(self, consumer: Any) -> tuple[list[int], bool]:
         """The input partitions this worker owns and has read to the end, and whether that is all it owns.
@@ -28,13 +45,16 @@ class Backlog:
         (after the last one processed, never before the committed offset). A partition not fetched yet since
         its assignment is not caught up: after a restart, the input missed meanwhile is such a backlog (its
         sources were not silent, the worker was down)."""
-        # faust-streaming 0.15.3 keeps the committed offsets (sought at assignment, updated per commit) here
-        committed: dict[Any, int | None] = cast(Any, consumer)._committed_offset
+        # faust-streaming 0.15.3 keeps the committed offsets (sought at assignment, updated per commit) here; a
+        # plain aiokafka consumer has none, and its position serves (see the class)
+        committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
         ready, owned = [], 0
         for tp in consumer.assignment():
             if tp.topic != self.topic:
                 continue
             owned += 1
+            if tp in self.busy:
+                continue
             try:
                 if await self._read_to_end(consumer, tp, committed.get(tp)):
                     ready.append(tp.partition)

@@ -77,7 +77,7 @@ class DevicesPath:
             parsed = self.parser.parse(event.value, now)
             self.metrics.messages_in.labels(topic).inc()
             for rej in parsed.rejections:
-                await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
+                await send_rejection(self.topics.rejected, self.metrics, rej, event.message, now)
             self.metrics.detections_in.inc(len(parsed.detections))
             if parsed.detections:
                 newest = max(min(d.ts_ms, now) for d in parsed.detections)

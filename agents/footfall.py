@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -15,7 +15,7 @@ import orjson
 
 import schemas
 from agents.app import Topics
-from agents.backlog import Backlog
+from agents.ingest import FootfallIngest
 from agents.store import LiveStore
 from agents.tables import partition_table, write_back
 from drukte.metrics import WorkerMetrics
@@ -68,11 +68,11 @@ def decode_readings(zone_id: str, doc: dict[str, Any]) -> list[Reading]:
     return [Reading(s, zone_id, start, dur, v) for s, start, dur, v in doc["r"]]
 
 
-def rejection_record(rej: Rejection, event: faust.EventT[bytes], now_ms: int) -> bytes:
-    """The record for ingest.rejected.v1. A payload that would make it larger than `MAX_REJECTION_BYTES` (a
-    message of 100,000 unknown keys, masked, is still megabytes) is cut to the head of its JSON text, so the
-    record always fits a Kafka message: a rejection too big to send would crash the ingest agent."""
-    msg = event.message
+def rejection_record(rej: Rejection, msg: Any, now_ms: int) -> bytes:
+    """The record for ingest.rejected.v1 of input message `msg` (a Faust message or an aiokafka record: topic,
+    partition, offset). A payload that would make it larger than `MAX_REJECTION_BYTES` (a message of 100,000
+    unknown keys, masked, is still megabytes) is cut to the head of its JSON text, so the record always fits a
+    Kafka message: a rejection too big to send would crash the ingest."""
     record = {
         "reason": rej.reason, "detail": rej.detail, "topic": msg.topic, "partition": msg.partition,
         "offset": msg.offset, "received_at": format_ts(now_ms, "UTC"), "payload": rej.payload,
@@ -86,13 +86,14 @@ def rejection_record(rej: Rejection, event: faust.EventT[bytes], now_ms: int) ->
     return out
 
 
-async def send_rejection(topic: faust.TopicT, metrics: WorkerMetrics, rej: Rejection, event: faust.EventT[bytes],
-                         now_ms: int) -> None:
-    """Count a rejection and send its record to `ingest.rejected.v1`, keyed by the input key, masked: the key is
-    whatever the sender chose, so it is masked like the payload (P1)."""
+async def send_rejection(topic: faust.TopicT, metrics: WorkerMetrics, rej: Rejection, msg: Any,
+                         now_ms: int) -> Awaitable[Any]:
+    """Count a rejection of input message `msg` and send its record to `ingest.rejected.v1`, keyed by the input
+    key, masked: the key is whatever the sender chose, so it is masked like the payload (P1). Returns the send's
+    future (the ingest awaits it before it commits)."""
     metrics.rejected.labels(rej.reason).inc()
-    key = mask_text(bytes(event.key or b"").decode("utf-8", "replace")[:128]).encode()
-    await topic.send(key=key, value=rejection_record(rej, event, now_ms), force=True)
+    key = mask_text(bytes(msg.key or b"").decode("utf-8", "replace")[:128]).encode()
+    return await topic.send(key=key, value=rejection_record(rej, msg, now_ms), force=True)
 
 
 @dataclass
@@ -117,7 +118,6 @@ class FootfallPath:
         self.clock = clock
         self.partitions = settings.partitions
         self.tick_s = settings.tick_s
-        self.backlog = Backlog(topics.footfall.get_topic_name())  # input partition → last offset processed
         self.parser = FootfallParser(schemas.load("footfall.counts.v1"), registry, IngestPolicy(
             max_future_ms=settings.max_future_s * 1000, max_rate_per_s=settings.max_rate_per_s))
         self.usual = UsualModel(registry, lambda zone, day: self.noise.history(  # P10: DP zones' noisy history
@@ -135,36 +135,14 @@ class FootfallPath:
         self.closed_since_purge: dict[int, int] = defaultdict(int)
         self.owned: set[Any] = set()  # the consumer's assignment at the last take
         self.profile_tried: dict[str, int] = {}  # zone → process clock (ms) of its last profile retry
-        app.agent(topics.footfall, name="drukte.footfall.ingest")(self.ingest)
+        self.ingest = FootfallIngest(
+            app, settings, topics.footfall.get_topic_name(), topics.byzone.get_topic_name(),
+            lambda raw, now: self.parser.parse(raw, now), encode_readings,
+            lambda rej, record, now: send_rejection(topics.rejected, metrics, rej, record, now), metrics, clock)
+        app.service(cast(Any, self.ingest.service()))  # started after table recovery, like the agents
+        app.on_before_shutdown.connect(self.stop_ingest)  # type: ignore[arg-type]  # as in agents.flushing
         app.agent(topics.byzone, name="drukte.footfall.windows")(self.windows)
         app.timer(settings.tick_s, name="drukte.footfall.ticks")(self.ticks)
-
-    async def ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Input batches in takes of up to `batch_events` messages: each message parsed on its own (a bad one is
-        rejected alone), the take's readings regrouped into one zone-topic message per zone, source and input
-        partition."""
-        async for events in takes(stream).take_events(self.batch_events, within=self.batch_wait_s):
-            t0 = time.perf_counter()
-            now = self.clock()
-            groups: dict[tuple[str, str, int], list[Reading]] = defaultdict(list)
-            for event in events:
-                parsed = self.parser.parse(event.value, now)
-                for rej in parsed.rejections:
-                    await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
-                source = mask_text(parsed.source or "?")
-                for r in parsed.readings:
-                    groups[(r.zone_id, source, event.message.partition)].append(r)
-            self.metrics.messages_in.labels(self.topics.footfall.get_topic_name()).inc(len(events))
-            for (zone_id, source, partition), readings in groups.items():
-                # Sent now, not attached to the offset (sent at commit): a clock tick written meanwhile would
-                # otherwise overtake these readings and make their source look idle. Faust flushes the
-                # producer before it commits the take's offsets, so nothing is lost.
-                await self.topics.byzone.send(key=zone_id.encode(),
-                                              value=encode_readings(source, readings, partition), force=True)
-            for event in events:  # only now: a tick vouches for input whose readings are on the zone topic
-                self.backlog.processed(event.message.tp, event.message.offset)
-            self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
-            yield None
 
     async def windows(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Zone-topic messages in takes: state changes gather in an overlay per partition, every message is
@@ -358,15 +336,14 @@ class FootfallPath:
             if delay_ms < HOUR_MS:  # replays of history would drown the live latency
                 self.metrics.close_to_store.observe(max(0, delay_ms) / 1000)
 
-    async def caught_up(self) -> list[int]:
-        """The input partitions this worker owns and has read to the end (`agents.backlog.Backlog`)."""
-        ready, _everything = await self.backlog.caught_up(self.app.consumer)
-        return ready
+    async def stop_ingest(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """Before Faust flushes its producer for the last time: the ingest's last batch is then sent too."""
+        await self.ingest.stop()
 
     async def ticks(self) -> None:
         """Clock ticks to every partition of the zone topic: they carry the log's time to idle zones, and the
         input partitions this worker vouches for (`caught_up`); only their idle sources move on."""
         await self.store.heartbeat(self.clock())
-        tick = orjson.dumps({"tick": 1, "in": await self.caught_up()})
+        tick = orjson.dumps({"tick": 1, "in": await self.ingest.caught_up()})
         for p in range(self.partitions):
             await self.topics.byzone.send(key=None, value=tick, partition=p, force=True)

@@ -90,7 +90,7 @@ class SpendingPath:
             parsed = self.parser.parse(event.value, now)
             self.metrics.messages_in.labels(topic).inc()
             for rej in parsed.rejections:
-                await send_rejection(self.topics.rejected, self.metrics, rej, event, now)
+                await send_rejection(self.topics.rejected, self.metrics, rej, event.message, now)
             self.metrics.payments_in.labels("totals").inc(len(parsed.totals))
             self.metrics.payments_in.labels("transactions").inc(len(parsed.transactions))
             if parsed.source is not None and parsed.batch_id is not None:

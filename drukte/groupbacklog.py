@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,31 +34,38 @@ def backlog(starts: dict[Any, int], ends: dict[Any, int], committed: dict[Any, i
 
 
 class GroupBacklog:
-    """Reads a consumer group's committed offsets and the topics' end offsets. It never joins the group (no
+    """Reads consumer groups' committed offsets and their topics' end offsets. It never joins a group (no
     subscription), so it causes no rebalance; it only asks the group coordinator, as `kafka-consumer-groups`
-    does."""
+    does. `groups`: group id → the topics it reads (the worker's footfall ingest has a group of its own, see
+    `agents.ingest`)."""
 
-    def __init__(self, bootstrap_servers: str, group: str, topics: Sequence[str], **security: Any) -> None:
-        self.topics = list(topics)
-        self.group = group
-        self.client = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group,
-                                       enable_auto_commit=False, client_id="drukte-simulator-backlog", **security)
-        self.partitions: list[TopicPartition] = []
+    def __init__(self, bootstrap_servers: str, groups: Mapping[str, Sequence[str]], **security: Any) -> None:
+        self.groups = {group: list(topics) for group, topics in groups.items()}
+        self.clients = {group: AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group,
+                                                enable_auto_commit=False, client_id="drukte-simulator-backlog",
+                                                **security) for group in self.groups}
+        self.partitions: dict[str, list[TopicPartition]] = {}
 
     async def start(self) -> None:
-        await self.client.start()
-        self.partitions = [TopicPartition(t, p) for t in self.topics
-                           for p in sorted(self.client.partitions_for_topic(t) or ())]
+        for group, client in self.clients.items():
+            await client.start()
+            self.partitions[group] = [TopicPartition(t, p) for t in self.groups[group]
+                                      for p in sorted(client.partitions_for_topic(t) or ())]
 
     async def stop(self) -> None:
-        await self.client.stop()
+        for client in self.clients.values():
+            await client.stop()
 
     async def size(self) -> int:
-        ends = await self.client.end_offsets(self.partitions)
-        committed = {tp: await self.client.committed(tp) for tp in self.partitions}
-        fresh = [tp for tp, at in committed.items() if at is None]  # log starts matter only where none is committed
-        starts = await self.client.beginning_offsets(fresh) if fresh else {}
-        return backlog(starts, ends, committed)
+        total = 0
+        for group, client in self.clients.items():
+            tps = self.partitions.get(group, [])
+            ends = await client.end_offsets(tps)
+            committed = {tp: await client.committed(tp) for tp in tps}
+            fresh = [tp for tp, at in committed.items() if at is None]  # log starts matter only where none is committed
+            starts = await client.beginning_offsets(fresh) if fresh else {}
+            total += backlog(starts, ends, committed)
+        return total
 
     async def drained(self, limit: int, stop: asyncio.Event | None = None) -> None:
         """Return once at most `limit` records are behind (or `stop` is set). Says every 30 s what it waits for:
@@ -75,6 +82,7 @@ class GroupBacklog:
                 return
             if loop.time() - said >= LOG_EVERY_S:
                 said = loop.time()
-                log.info("simulator: history waits for group %r to read its backlog (%s records)", self.group,
+                log.info("simulator: history waits for groups %s to read their backlog (%s records)",
+                         ", ".join(self.groups),
                          behind if behind >= 0 else "?")
             await asyncio.sleep(POLL_S)

@@ -67,7 +67,7 @@ async def run_rebuild(settings: Settings) -> RebuildReport:
                 bar.update(n)
     finally:
         await consumer.stop()
-    topic = f"{settings.app_id}-footfall-byzone"
+    topic = settings.zone_topic
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings.kafka_url), acks="all", **opts)
     await producer.start()
     try:

@@ -96,6 +96,17 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def ingest_group(self) -> str:
+        """The footfall ingest's consumer group (`agents.ingest`): Faust's group (`app_id`) speaks Faust's
+        assignor protocol, which a plain consumer cannot join."""
+        return f"{self.app_id}-ingest"
+
+    @property
+    def zone_topic(self) -> str:
+        """Footfall readings regrouped by zone, written by the ingest and read by the windows agent."""
+        return f"{self.app_id}-footfall-byzone"
+
+    @property
     def stale_after_s(self) -> int:
         return self.stale_s if self.stale_s is not None else 2 * self.window_s + self.grace_s + self.idle_s
 

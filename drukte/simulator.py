@@ -178,8 +178,11 @@ async def _send_older_history(cities: list[City], registry: Registry, producer: 
     if pace_s is not None:
         await _send_history(cities, registry, producer, seed, chunks, lambda: asyncio.sleep(pace_s))
         return
-    group = GroupBacklog(bootstrap(kafka_url), settings.app_id, [FOOTFALL.name, PAYMENTS.name],
-                         **security_options(settings))
+    # the worker's footfall ingest reads the input in a group of its own and hands readings on to its zone
+    # topic, where the windows (in the worker's Faust group) take them: a backlog there holds live back too
+    group = GroupBacklog(bootstrap(kafka_url), {
+        settings.ingest_group: [FOOTFALL.name],
+        settings.app_id: [PAYMENTS.name, settings.zone_topic]}, **security_options(settings))
     await group.start()
     try:
         await _send_history(cities, registry, producer, seed, chunks, lambda: group.drained(HISTORY_BACKLOG, stop))

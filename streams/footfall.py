@@ -6,6 +6,7 @@ import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import fastjsonschema
@@ -131,30 +132,33 @@ class FootfallParser:
         return None
 
     def _reading(self, r: dict[str, Any], now_ms: int, i: int, out: Parsed) -> Reading | None:
-        def reject(reason: str, detail: str) -> None:
-            # details may quote input: mask it like the payload, or an unknown "sensor id" that is really a
-            # MAC address would leave the ingest process (P1)
-            out.rejections.append(Rejection(reason, mask_text(f"readings[{i}]: {detail}"), mask_value(r)))
-
         sensor = self._sensors.get(r["sensor_id"])
         if sensor is None:
-            reject(UNKNOWN_SENSOR, f"sensor {r['sensor_id']!r} is not in the registry")
-            return None
+            return _reject(out, r, i, UNKNOWN_SENSOR, f"sensor {r['sensor_id']!r} is not in the registry")
         try:
-            start_ms = parse_ts(r["start"])
+            start_ms = _start_ms(r["start"])
         except (ValueError, OverflowError) as exc:
-            reject(BAD_TIMESTAMP, str(exc))
-            return None
+            return _reject(out, r, i, BAD_TIMESTAMP, str(exc))
         if start_ms < now_ms - self._policy.max_past_ms:
-            reject(BAD_TIMESTAMP, f"starts more than {self._policy.max_past_ms // 86_400_000} days before now")
-            return None
+            return _reject(out, r, i, BAD_TIMESTAMP,
+                           f"starts more than {self._policy.max_past_ms // 86_400_000} days before now")
         seconds, n_in, n_out = int(r["seconds"]), int(r["in"]), int(r["out"])
         dur_ms = seconds * 1000
         if start_ms + dur_ms > now_ms + self._policy.max_future_ms:
-            reject(FUTURE_TIMESTAMP, f"interval ends after now + {self._policy.max_future_ms // 1000} s")
-            return None
+            return _reject(out, r, i, FUTURE_TIMESTAMP,
+                           f"interval ends after now + {self._policy.max_future_ms // 1000} s")
         visitors = n_in + n_out if sensor.kind == "street" else n_in
         if max(n_in, n_out) > seconds * self._policy.max_rate_per_s:
-            reject(ABSURD_COUNT, f"more than {self._policy.max_rate_per_s} passages per second")
-            return None
+            return _reject(out, r, i, ABSURD_COUNT, f"more than {self._policy.max_rate_per_s} passages per second")
         return Reading(sensor.id, sensor.zone_id, start_ms, dur_ms, visitors)
+
+
+# The readings of a gateway's batch share a handful of start times: each text is parsed once while it recurs.
+_start_ms = lru_cache(maxsize=4096)(parse_ts)
+
+
+def _reject(out: Parsed, r: dict[str, Any], i: int, reason: str, detail: str) -> Reading | None:
+    """Reading `i` rejected (None: no reading). Details may quote input, so they are masked like the payload (an
+    unknown "sensor id" that is really a MAC address would otherwise leave the ingest process, P1)."""
+    out.rejections.append(Rejection(reason, mask_text(f"readings[{i}]: {detail}"), mask_value(r)))
+    return None

@@ -15,6 +15,7 @@ from streams.topics import TopicSpec
 
 pytestmark = pytest.mark.component
 GROUP = "drukte-backlog-test"
+OTHER = "drukte-backlog-test-ingest"
 
 
 @pytest.mark.parametrize(("starts", "ends", "committed", "expected"), [
@@ -46,9 +47,9 @@ async def _produce(url: str, topic: str, n: int) -> None:
         await producer.stop()
 
 
-async def _commit(url: str, topic: str, offsets: dict[int, int]) -> None:
-    """Commit as a member of the group would (manual assignment: no rebalance)."""
-    member = AIOKafkaConsumer(bootstrap_servers=bootstrap(url), group_id=GROUP, enable_auto_commit=False)
+async def _commit(url: str, topic: str, offsets: dict[int, int], group: str = GROUP) -> None:
+    """Commit as a member of `group` would (manual assignment: no rebalance)."""
+    member = AIOKafkaConsumer(bootstrap_servers=bootstrap(url), group_id=group, enable_auto_commit=False)
     await member.start()
     try:
         tps = {TopicPartition(topic, p): o for p, o in offsets.items()}
@@ -65,11 +66,13 @@ def test_the_backlog_follows_commits_and_drained_waits_for_them(broker: Service)
     async def scenario() -> None:
         await ensure_topics(broker.url, [TopicSpec(topic, None)], 2)
         await _produce(broker.url, topic, 10)
-        group = GroupBacklog(bootstrap(broker.url), GROUP, [topic])
+        group = GroupBacklog(bootstrap(broker.url), {GROUP: [topic], OTHER: [topic]})
         await group.start()
         try:
-            assert len(group.partitions) == 2
-            assert await group.size() == 10  # the group has committed nothing
+            assert len(group.partitions[GROUP]) == 2
+            assert await group.size() == 20  # neither group has committed anything
+            await _commit(broker.url, topic, {0: 5, 1: 5}, OTHER)  # the other group has read everything
+            assert await group.size() == 10
             waiting = asyncio.create_task(group.drained(2))
             await asyncio.sleep(1.5)
             assert not waiting.done()  # 10 records behind: the history waits

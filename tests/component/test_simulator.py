@@ -204,7 +204,7 @@ def test_history_days_wait_for_the_worker_group(broker: Service, tmp_path: Path)
         first = await _history_dates(broker.url)  # nobody reads: the urgent days and one more
         await asyncio.sleep(2)
         still = await _history_dates(broker.url)
-        await _read_everything_as(broker.url, settings.app_id)
+        await _read_everything_as(broker.url, settings.ingest_group)  # the worker's footfall ingest
         await asyncio.sleep(3)
         after = await _history_dates(broker.url)
         stop.set()

@@ -55,12 +55,14 @@ def test_sigterm_mid_stream_exits_cleanly_and_loses_nothing(stack: Stack) -> Non
             zones_of.setdefault((start - wl.base_ms) // MIN, set()).add(sensor.rsplit("-", 1)[0])
     done = next(m for m in range(len(wl.batches) + 1) if len(zones_of.get(m, ())) < len(ZONES))
     assert done > 0
-    assert committed(stack, "drukte", "footfall.counts.v1") == done
+    assert committed(stack, "drukte-ingest", "footfall.counts.v1") == done  # the ingest's own group
 
     # the next worker counts the rest, and republishes nothing
     stack.spawn("worker", log="worker2", **ENV)
     feeder.join()
     windows = published(stack, len(wl.truth))
     assert_matches_truth(windows, wl.truth)
-    records = stack.consume("busyness.zone.v1", lambda rs: len(rs) >= len(windows), timeout_s=10)
+    # every record: a read stopped at len(windows) may not have reached a partition's republished ones yet
+    records = settled(stack, quiet_s=1.0)
+    assert len(records) >= len(windows)
     assert Counter(orjson.dumps(r) for r in records).most_common(1)[0][1] == 1

@@ -170,18 +170,19 @@ def diagnosis(stack: Stack, topic: str, group: str = "drukte") -> str:
                 f"[{tp.partition}] {got[tp]}/{reader.highwater(tp)}" for tp in tps))
         finally:
             await reader.stop()
-        member = AIOKafkaConsumer(bootstrap_servers=bootstrap(stack.broker.url), group_id=group,
-                                  enable_auto_commit=False)
-        await member.start()
-        try:
-            for name in ("footfall.counts.v1", f"{group}-footfall-byzone"):
+        # the footfall ingest commits in a group of its own (agents/ingest.py), the windows in Faust's
+        for member_group, name in ((f"{group}-ingest", "footfall.counts.v1"), (group, f"{group}-footfall-byzone")):
+            member = AIOKafkaConsumer(bootstrap_servers=bootstrap(stack.broker.url), group_id=member_group,
+                                      enable_auto_commit=False)
+            await member.start()
+            try:
                 tps = [TopicPartition(name, p) for p in sorted(member.partitions_for_topic(name) or ())]
                 ends = await member.end_offsets(tps) if tps else {}
                 committed = [await member.committed(tp) for tp in tps]
-                out.append(f"{name}: committed/end " + " ".join(
+                out.append(f"{name} ({member_group}): committed/end " + " ".join(
                     f"[{tp.partition}] {c}/{ends.get(tp)}" for tp, c in zip(tps, committed, strict=True)))
-        finally:
-            await member.stop()
+            finally:
+                await member.stop()
         return out
 
     try:

@@ -69,3 +69,41 @@ def test_a_partition_revoked_while_asked_is_not_caught_up_and_nothing_raises() -
 def test_a_partition_revoked_before_its_high_watermark_is_asked_is_not_caught_up() -> None:
     consumer = Consumer({0: 4, 1: 4}, {0: 4, 1: 4}, {}, revoked_before=frozenset({0}))
     assert caught_up(Backlog(TOPIC), consumer) == ([1], False)
+
+
+class PlainConsumer(Consumer):
+    """A plain aiokafka consumer (the footfall ingest's): no record of committed offsets, only positions, which
+    move as soon as `getmany` hands records out."""
+
+    def __init__(self, highwaters: dict[int, int | None], positions: dict[int, int]) -> None:
+        super().__init__(highwaters, {}, positions)
+        del self._committed_offset
+
+
+def test_a_plain_consumer_is_caught_up_where_its_position_meets_the_high_watermark() -> None:
+    consumer = PlainConsumer({0: 4, 1: 6, 2: None}, {0: 4, 1: 2, 2: 0})
+    assert caught_up(Backlog(TOPIC), consumer) == ([0], False)
+
+
+def test_records_taken_and_not_processed_yet_are_a_backlog() -> None:
+    """getmany moved the position to the high watermark, but the batch is still being parsed and sent: a tick
+    vouching for the partition now would overtake its readings."""
+    backlog = Backlog(TOPIC)
+    consumer = PlainConsumer({0: 10, 1: 10}, {0: 10, 1: 10})
+    backlog.takes([TopicPartition(TOPIC, 0)])
+    assert caught_up(backlog, consumer) == ([1], False)
+    backlog.processed(TopicPartition(TOPIC, 0), 9)
+    assert caught_up(backlog, consumer) == ([0, 1], True)
+
+
+def test_a_revoked_partition_is_forgotten_so_its_next_assignment_starts_afresh() -> None:
+    """Processed up to 9 before a revocation; another worker read on to 20 and committed. Assigned back, the old
+    offset must not count, or the partition would never be caught up again while no new input comes."""
+    backlog = Backlog(TOPIC)
+    tp = TopicPartition(TOPIC, 0)
+    backlog.takes([tp])
+    backlog.processed(tp, 9)
+    backlog.takes([tp])  # a batch in the hands of the ingest when the partition went
+    backlog.forget([tp])
+    consumer = PlainConsumer({0: 20}, {0: 20})
+    assert caught_up(backlog, consumer) == ([0], True)

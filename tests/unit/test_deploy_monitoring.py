@@ -125,11 +125,13 @@ def test_the_required_alerts_exist() -> None:
     assert required <= set(ALERT_NAMES)
 
 
-def test_the_consumer_group_in_the_lag_alert_is_the_default_app_id() -> None:
+def test_the_consumer_groups_in_the_lag_alert_are_the_default_ones() -> None:
+    """The worker's Faust group (`app_id`) and its footfall ingest's own group, both by default name."""
     from drukte.settings import Settings
 
-    groups = set(re.findall(r'consumergroup="([^"]+)"', (PROMETHEUS / "alerts.yml").read_text()))
-    assert groups == {Settings.model_fields["app_id"].default}
+    defaults = Settings.model_construct()
+    patterns = set(re.findall(r'consumergroup=~"([^"]+)"', (PROMETHEUS / "alerts.yml").read_text()))
+    assert patterns == {f"{defaults.app_id}|{defaults.ingest_group}"}
 
 
 def test_metric_name_parser() -> None:

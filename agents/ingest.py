@@ -1,0 +1,176 @@
+"""The footfall input, read by a plain aiokafka consumer in a group of its own (`{app_id}-ingest`).
+
+Ingest is stateless (parse, reject, regroup by zone, send to the zone topic), so it needs none of Faust's
+tables, and Faust's per-message delivery was most of its cost: with one reading per message, the worker read
+10,000 input messages a second while the windows agent, fed by the same delivery loop behind them, counted
+nothing until the input was drained (bench/README). A consumer of its own reads whole fetches with `getmany`,
+and the windows agent gets its zone-topic messages from Faust meanwhile.
+
+At-least-once, as before: a batch's offsets are committed only after every zone-topic record and rejection it
+sent is on the broker; after a crash or a rebalance the next owner reads it again and the window state's dedupe
+drops the readings it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from mode import Service
+
+from agents.backlog import Backlog
+from drukte.kafka import bootstrap, security_options
+from drukte.metrics import WorkerMetrics
+from drukte.settings import Settings
+from streams.footfall import Parsed, Reading, Rejection
+from streams.masking import mask_text
+
+log = logging.getLogger(__name__)
+
+Parse = Callable[[bytes, int], Parsed]
+Encode = Callable[[str, list[Reading], int], bytes]
+Reject = Callable[[Rejection, Any, int], Awaitable[Awaitable[Any]]]
+
+
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    def __init__(self, ingest: FootfallIngest) -> None:
+        self.ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # a batch under way is finished and committed first: its records are then not read again elsewhere
+        async with self.ingest.lock:
+            self.ingest.backlog.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("footfall ingest assigned %s", sorted(tp.partition for tp in assigned))
+
+
+class FootfallIngest:
+    """Reads `footfall.counts.v1` in batches of up to `batch_events` messages: each message parsed on its own (a
+    bad one is rejected alone), the batch's readings regrouped into one zone-topic message per zone, source and
+    input partition."""
+
+    def __init__(self, app: faust.App, settings: Settings, topic: str, zone_topic: str, parse: Parse,
+                 encode: Encode, reject: Reject, metrics: WorkerMetrics, clock: Callable[[], int]) -> None:
+        self.app, self.settings, self.topic, self.zone_topic = app, settings, topic, zone_topic
+        self.parse, self.encode, self.reject, self.metrics, self.clock = parse, encode, reject, metrics, clock
+        self.backlog = Backlog(topic)  # which input partitions a clock tick may vouch for
+        self.lock = asyncio.Lock()  # one batch at a time, and no revocation in the middle of one
+        self.consumer: AIOKafkaConsumer | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def make_consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        timeouts: dict[str, Any] = {}
+        if s.fast_groups:  # as Faust's group in agents.app: a join on Tansu takes seconds, not half a minute
+            timeouts = {"session_timeout_ms": 6_000, "heartbeat_interval_ms": 1_000, "rebalance_timeout_ms": 3_000}
+        assert s.kafka_url is not None  # create_app checked it
+        return AIOKafkaConsumer(
+            bootstrap_servers=bootstrap(s.kafka_url), group_id=s.ingest_group, client_id=f"{s.app_id}-ingest",
+            enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+            **timeouts, **security_options(s))
+
+    async def start(self) -> None:
+        if self.task is not None:
+            return
+        self.consumer = self.make_consumer()
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=_Revocations(self))
+        self.task = asyncio.create_task(self.run(), name="drukte.footfall.ingest")
+
+    async def stop(self) -> None:
+        """Finish the batch under way (its offsets committed), then leave the group."""
+        self.stopping = True
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+
+    async def run(self) -> None:
+        assert self.consumer is not None
+        consumer = self.consumer
+        try:
+            while not self.stopping:
+                batch = await consumer.getmany(timeout_ms=self.settings.batch_wait_ms,
+                                               max_records=self.settings.batch_events)
+                if not batch:
+                    continue
+                self.backlog.takes(batch)  # no await since getmany: a tick sees them as not processed yet
+                async with self.lock:
+                    await self.process(batch)
+                    await self.commit(consumer, batch)
+        except Exception as exc:
+            # as an agent's crash would: the worker stops (its supervisor or the operator restarts it), rather
+            # than go on reading nothing
+            log.exception("footfall ingest failed")
+            await self.app.crash(exc)
+
+    async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        t0 = time.perf_counter()
+        now = self.clock()
+        groups: dict[tuple[str, str, int], list[Reading]] = defaultdict(list)
+        pending: list[Awaitable[Any]] = []
+        n = 0
+        for tp, records in batch.items():
+            n += len(records)
+            for record in records:
+                parsed = self.parse(record.value, now)
+                for rej in parsed.rejections:
+                    pending.append(await self.reject(rej, record, now))
+                source = mask_text(parsed.source or "?")
+                for r in parsed.readings:
+                    groups[(r.zone_id, source, tp.partition)].append(r)
+        self.metrics.messages_in.labels(self.topic).inc(n)
+        send = self.app.producer.send
+        for (zone_id, source, partition), readings in groups.items():
+            pending.append(await send(self.zone_topic, zone_id.encode(), self.encode(source, readings, partition),
+                                      None, None, None))
+        for fut in pending:  # on the broker before the offsets are committed, and before a tick vouches for them
+            await fut
+        for tp, records in batch.items():
+            self.backlog.processed(tp, records[-1].offset)
+        self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
+
+    async def commit(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
+        try:
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # a rebalance took partitions meanwhile: their next owner reads the batch again, and the windows'
+            # dedupe drops what it already has
+            log.warning("footfall ingest: offsets not committed (%s); the next owner reads them again", exc)
+        except KafkaError as exc:
+            log.warning("footfall ingest: commit failed (%s); the next commit covers it", exc)
+
+    def service(self) -> Service:
+        """A mode service that starts and stops the ingest with the Faust app (`App.service`)."""
+        return _Lifetime(self)
+
+    async def caught_up(self) -> list[int]:
+        """The input partitions this worker owns and has read to the end (`agents.backlog.Backlog`)."""
+        if self.consumer is None:
+            return []
+        ready, _everything = await self.backlog.caught_up(self.consumer)
+        return ready
+
+
+class _Lifetime(Service):
+    def __init__(self, ingest: FootfallIngest) -> None:
+        super().__init__()
+        self.ingest = ingest
+
+    async def on_start(self) -> None:
+        await self.ingest.start()
+
+    async def on_stop(self) -> None:
+        await self.ingest.stop()
