@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -40,6 +40,7 @@ HORIZON_MS = 2 * HOUR_MS  # the forecast's reach
 PURGE_AFTER_WINDOWS = 20_000
 PROFILE_RETRY_MS = 30_000  # a zone's peak and day profile are made again at most this often while history arrives
 RETENTION_MS = 48 * HOUR_MS  # final windows kept for late dedupe: a gateway may resend a day
+PART_BYTES = 1024 * 1024  # zone-topic bytes applied as one unit (`parts`): about 25,000 readings
 MAX_REJECTION_BYTES = 64 * 1024  # far below the producer's 1 MB request limit
 
 
@@ -51,6 +52,25 @@ def is_history(cell: Cell, msg_ts: int) -> bool:
     """Closed more than an hour before the message that closed it: a replay's past, published without forecast
     and score (see `FootfallPath.usual_for`)."""
     return cell.end_ms < msg_ts - HOUR_MS
+
+
+def parts(events: Sequence[faust.EventT[Any]], max_bytes: int) -> Iterator[list[faust.EventT[Any]]]:
+    """A take cut into consecutive parts of at most `max_bytes` of message values (a part holds at least one).
+
+    With a backlog on the zone topic a take of a thousand messages can hold a quarter of a million readings and
+    close ten thousand windows at once; applied whole, its window states and published objects took the worker
+    past 300 MB. Parts are applied one after the other, as smaller takes would be."""
+    part: list[faust.EventT[Any]] = []
+    size = 0
+    for event in events:
+        n = len(event.value or b"")
+        if part and size + n > max_bytes:
+            yield part
+            part, size = [], 0
+        part.append(event)
+        size += n
+    if part:
+        yield part
 
 
 def takes(stream: faust.StreamT[bytes]) -> faust.Stream[bytes]:
@@ -145,40 +165,45 @@ class FootfallPath:
         app.timer(settings.tick_s, name="drukte.footfall.ticks")(self.ticks)
 
     async def windows(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Zone-topic messages in takes: state changes gather in an overlay per partition, every message is
-        applied and closes its windows in log order exactly as alone (so a crash replays to the same windows),
-        and the take ends with one round of topic sends, one Redis pipeline and one changelog record per key."""
+        """Zone-topic messages in takes, applied in parts of at most `PART_BYTES` (`apply`)."""
         async for events in takes(stream).take_events(self.batch_events, within=self.batch_wait_s):
-            t0 = time.perf_counter()
-            by_partition: dict[int, list[faust.EventT[bytes]]] = defaultdict(list)
-            owned = self.app.consumer.assignment()
-            if owned != self.owned:  # partitions came or went: their history is another worker's or new to us
-                self.owned = owned
-                self.usual.forget()
-            for event in events:
-                # a take filled before a rebalance may hold events of partitions now another worker's: their state
-                # is no longer ours to write (the new owner reads them again from the last commit)
-                if event.message.tp in owned:
-                    by_partition[event.message.partition].append(event)
-            take = Take()
-            for partition, part_events in by_partition.items():
-                take.states[partition] = state = Overlay(self.table)
-                with self.reading(state):
-                    for event in part_events:
-                        self.step(take, state, partition, event)
-            changes = {partition: state.changes() for partition, state in take.states.items()}
-            if take.drawn:  # the draws reach the changelog before anything is published: a republish reads them
-                for partition, (writes, _) in changes.items():
-                    write_back(self.table, partition, {k: writes.pop(k) for k in list(writes) if is_noise_key(k)}, [])
-                await self.app.producer.flush()
-            if take.windows:
-                await self.publish(take)
-            for partition, (writes, deletes) in changes.items():
-                write_back(self.table, partition, self.engine.settle_order(writes), deletes)
-                wm = self.engine.watermark(self.table, partition)
-                self.metrics.watermark_lag.labels(str(partition)).set(max(0, self.clock() - wm) / 1000)
-            self.metrics.batch_seconds.labels("windows").observe(time.perf_counter() - t0)
+            for part in parts(events, PART_BYTES):
+                await self.apply(part)
             yield None
+
+    async def apply(self, events: list[faust.EventT[Any]]) -> None:
+        """State changes gather in an overlay per partition, every message is applied and closes its windows in
+        log order exactly as alone (so a crash replays to the same windows), and the part ends with one round of
+        topic sends, one Redis pipeline and one changelog record per key."""
+        t0 = time.perf_counter()
+        by_partition: dict[int, list[faust.EventT[bytes]]] = defaultdict(list)
+        owned = self.app.consumer.assignment()
+        if owned != self.owned:  # partitions came or went: their history is another worker's or new to us
+            self.owned = owned
+            self.usual.forget()
+        for event in events:
+            # a take filled before a rebalance may hold events of partitions now another worker's: their state
+            # is no longer ours to write (the new owner reads them again from the last commit)
+            if event.message.tp in owned:
+                by_partition[event.message.partition].append(event)
+        take = Take()
+        for partition, part_events in by_partition.items():
+            take.states[partition] = state = Overlay(self.table)
+            with self.reading(state):
+                for event in part_events:
+                    self.step(take, state, partition, event)
+        changes = {partition: state.changes() for partition, state in take.states.items()}
+        if take.drawn:  # the draws reach the changelog before anything is published: a republish reads them
+            for partition, (writes, _) in changes.items():
+                write_back(self.table, partition, {k: writes.pop(k) for k in list(writes) if is_noise_key(k)}, [])
+            await self.app.producer.flush()
+        if take.windows:
+            await self.publish(take)
+        for partition, (writes, deletes) in changes.items():
+            write_back(self.table, partition, self.engine.settle_order(writes), deletes)
+            wm = self.engine.watermark(self.table, partition)
+            self.metrics.watermark_lag.labels(str(partition)).set(max(0, self.clock() - wm) / 1000)
+        self.metrics.batch_seconds.labels("windows").observe(time.perf_counter() - t0)
 
     @contextmanager
     def reading(self, state: Overlay) -> Iterator[Overlay]:

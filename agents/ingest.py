@@ -76,7 +76,7 @@ class FootfallIngest:
         assert s.kafka_url is not None  # create_app checked it
         return AIOKafkaConsumer(
             bootstrap_servers=bootstrap(s.kafka_url), group_id=s.ingest_group, client_id=f"{s.app_id}-ingest",
-            enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=1024 * 1024,
             **timeouts, **security_options(s))
 
     async def start(self) -> None:
