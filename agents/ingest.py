@@ -35,9 +35,19 @@ from streams.masking import mask_text
 
 log = logging.getLogger(__name__)
 
+# Readings per zone-topic message, about 250 kB: a batch of 1,000 input messages of 100 readings from a gateway
+# that owns one zone would otherwise be one 4.5 MB message, over the producer's 1 MB request limit (a send that
+# fails stops the ingest). Consecutive parts are what smaller input batches would have given.
+ZONE_MESSAGE_READINGS = 5_000
+
 Parse = Callable[[bytes, int], Parsed]
 Encode = Callable[[str, list[Reading], int], bytes]
 Reject = Callable[[Rejection, Any, int], Awaitable[Awaitable[Any]]]
+
+
+def cut(items: list[Reading], size: int) -> list[list[Reading]]:
+    """`items` in consecutive parts of at most `size`, in order."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
@@ -134,8 +144,9 @@ class FootfallIngest:
         self.metrics.messages_in.labels(self.topic).inc(n)
         send = self.app.producer.send
         for (zone_id, source, partition), readings in groups.items():
-            pending.append(await send(self.zone_topic, zone_id.encode(), self.encode(source, readings, partition),
-                                      None, None, None))
+            for part in cut(readings, ZONE_MESSAGE_READINGS):
+                pending.append(await send(self.zone_topic, zone_id.encode(), self.encode(source, part, partition),
+                                          None, None, None))
         for fut in pending:  # on the broker before the offsets are committed, and before a tick vouches for them
             await fut
         for tp, records in batch.items():

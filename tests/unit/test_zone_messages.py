@@ -1,0 +1,78 @@
+"""The ingest's zone-topic messages stay under the producer's request limit, whatever a batch holds
+(`agents.ingest.cut`, `ZONE_MESSAGE_READINGS`)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any, cast
+
+import orjson
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from agents.footfall import encode_readings
+from agents.ingest import ZONE_MESSAGE_READINGS, FootfallIngest, cut
+from drukte.metrics import WorkerMetrics
+from drukte.settings import Settings
+from streams.footfall import Parsed, Reading
+
+PRODUCER_MAX_REQUEST_BYTES = 1_048_576  # aiokafka's default max_request_size, which Faust's producer keeps
+
+
+def reading(i: int) -> Reading:
+    return Reading(f"s{i}", "z", i, 60_000, 1)
+
+
+@given(st.integers(0, 30), st.integers(1, 7))
+def test_cut_keeps_every_reading_in_order_in_parts_of_at_most_size(n: int, size: int) -> None:
+    items = [reading(i) for i in range(n)]
+    parts = cut(items, size)
+    assert [r for p in parts for r in p] == items
+    assert all(0 < len(p) <= size for p in parts)
+    assert len(parts) == -(-n // size)  # as few as the size allows
+
+
+def test_the_largest_zone_message_fits_a_produce_request() -> None:
+    """The longest sensor id the schema allows (64 characters), the largest values, a long source name: a full
+    part still fits with room to spare (a send over the limit would stop the ingest)."""
+    longest = "a" * 64
+    worst = [Reading(longest, "z", 99_999_999_999_999, 86_400_000, 20_000_000) for _ in range(ZONE_MESSAGE_READINGS)]
+    raw = encode_readings("g" * 128, worst, 255)
+    assert len(raw) < PRODUCER_MAX_REQUEST_BYTES * 0.6
+
+
+def test_the_ingest_sends_a_large_zone_group_in_parts_and_only_then_calls_it_processed() -> None:
+    """12,000 readings of one zone in one batch become three zone-topic messages in order; the partition counts
+    as processed (a tick may vouch for it) only after every send is done."""
+    sent: list[bytes] = []
+    processed_when_sent: list[bool] = []
+    tp = TopicPartition("footfall.counts.v1", 3)
+
+    async def scenario() -> FootfallIngest:
+        async def send(topic: str, key: bytes, value: bytes, *_: Any) -> asyncio.Future[None]:
+            sent.append(value)
+            processed_when_sent.append(tp in ingest.backlog.offsets)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+        app = SimpleNamespace(producer=SimpleNamespace(send=send))
+        readings = [reading(i) for i in range(12_000)]
+        ingest = FootfallIngest(cast(Any, app), Settings.model_construct(), tp.topic, "zones",
+                                lambda raw, now: Parsed(source="g1", readings=readings), encode_readings,
+                                cast(Any, None), WorkerMetrics(CollectorRegistry()), lambda: 0)
+        ingest.backlog.takes([tp])
+        await ingest.process({tp: [SimpleNamespace(value=b"{}", offset=41)]})
+        return ingest
+
+    ingest = asyncio.run(scenario())
+    docs = [orjson.loads(v) for v in sent]
+    assert [len(d["r"]) for d in docs] == [5_000, 5_000, 2_000]
+    assert [row[1] for d in docs for row in d["r"]] == list(range(12_000))
+    assert {d["p"] for d in docs} == {3}
+    assert processed_when_sent == [False, False, False]
+    assert ingest.backlog.offsets[tp] == 41
+    assert tp not in ingest.backlog.busy
