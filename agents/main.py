@@ -16,6 +16,7 @@ from agents.sensors import CheckedParser, SensorWatch
 from agents.spending import SpendingPath, SpendingTopics
 from agents.store import RedisStore
 from drukte.errors import SettingsError
+from drukte.heap import tune_malloc
 from drukte.kafka import ensure_topics, security_options
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
@@ -28,6 +29,7 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     if settings.redis_url is None:
         msg = "DRUKTE_REDIS_URL is not set: point it at Redis/Valkey, or run `drukte up` for an embedded store"
         raise SettingsError(msg)
+    tune_malloc()  # before the worker's heap grows: freed batch memory goes back to the system
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     complete_flushes(app)  # no offset committed before its table writes reached the broker
