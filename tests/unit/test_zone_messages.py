@@ -26,6 +26,21 @@ def reading(i: int) -> Reading:
     return Reading(f"s{i}", "z", i, 60_000, 1)
 
 
+def make_ingest(readings: list[Reading], on_send: Any = None) -> FootfallIngest:
+    """An ingest whose producer records nothing but calls `on_send(value)` and completes every send at once."""
+    async def send(topic: str, key: bytes, value: bytes, *_: Any) -> asyncio.Future[None]:
+        if on_send is not None:
+            on_send(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    app = SimpleNamespace(producer=SimpleNamespace(send=send))
+    return FootfallIngest(cast(Any, app), Settings.model_construct(), "footfall.counts.v1", "zones",
+                          lambda raw, now: Parsed(source="g1", readings=readings), encode_readings,
+                          cast(Any, None), WorkerMetrics(CollectorRegistry()), lambda: 0)
+
+
 @given(st.integers(0, 30), st.integers(1, 7))
 def test_cut_keeps_every_reading_in_order_in_parts_of_at_most_size(n: int, size: int) -> None:
     items = [reading(i) for i in range(n)]
@@ -51,24 +66,17 @@ def test_the_ingest_sends_a_large_zone_group_in_parts_and_only_then_calls_it_pro
     processed_when_sent: list[bool] = []
     tp = TopicPartition("footfall.counts.v1", 3)
 
-    async def scenario() -> FootfallIngest:
-        async def send(topic: str, key: bytes, value: bytes, *_: Any) -> asyncio.Future[None]:
-            sent.append(value)
-            processed_when_sent.append(tp in ingest.backlog.offsets)
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
+    def sending(value: bytes) -> None:
+        sent.append(value)
+        processed_when_sent.append(tp in ingest.backlog.offsets)
 
-        app = SimpleNamespace(producer=SimpleNamespace(send=send))
-        readings = [reading(i) for i in range(12_000)]
-        ingest = FootfallIngest(cast(Any, app), Settings.model_construct(), tp.topic, "zones",
-                                lambda raw, now: Parsed(source="g1", readings=readings), encode_readings,
-                                cast(Any, None), WorkerMetrics(CollectorRegistry()), lambda: 0)
+    ingest = make_ingest([reading(i) for i in range(12_000)], sending)
+
+    async def scenario() -> None:
         ingest.backlog.takes([tp])
         await ingest.process({tp: [SimpleNamespace(value=b"{}", offset=41)]})
-        return ingest
 
-    ingest = asyncio.run(scenario())
+    asyncio.run(scenario())
     docs = [orjson.loads(v) for v in sent]
     assert [len(d["r"]) for d in docs] == [5_000, 5_000, 2_000]
     assert [row[1] for d in docs for row in d["r"]] == list(range(12_000))
@@ -76,3 +84,20 @@ def test_the_ingest_sends_a_large_zone_group_in_parts_and_only_then_calls_it_pro
     assert processed_when_sent == [False, False, False]
     assert ingest.backlog.offsets[tp] == 41
     assert tp not in ingest.backlog.busy
+
+
+def test_a_batch_of_a_partition_revoked_before_it_was_processed_leaves_no_offset_behind() -> None:
+    """The revocation ran while the batch waited for the lock: its offset must not come back after `forget`, or a
+    later reassignment would compare the high watermark with this stale offset and never vouch for the
+    partition while it gets no new input (its idle sources' windows would stay open)."""
+    tp = TopicPartition("footfall.counts.v1", 0)
+
+    ingest = make_ingest([reading(1)])
+
+    async def scenario() -> None:
+        ingest.backlog.takes([tp])
+        ingest.backlog.forget([tp])  # revoked
+        await ingest.process({tp: [SimpleNamespace(value=b"{}", offset=7)]})
+
+    asyncio.run(scenario())
+    assert tp not in ingest.backlog.offsets
