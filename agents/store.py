@@ -88,16 +88,20 @@ class RedisStore:
 
     async def publish(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]],
                       profiles: list[dict[str, Any]]) -> None:
-        self._remember(windows, lives, profiles)
+        encoded = [(w["zone_id"], w["as_of_ms"] - w["window"]["seconds"] * 1000, orjson.dumps(w)) for w in windows]
+        self._remember(encoded, lives, profiles)
+        newest: dict[str, int] = {}
+        for zone_id, start_ms, _ in encoded:
+            newest[zone_id] = max(start_ms, newest.get(zone_id, start_ms))
 
         async def write() -> None:
             pipe = self._redis.pipeline(transaction=False)
-            for w in windows:
-                key = windows_key(w["zone_id"])
-                start_ms = w["as_of_ms"] - w["window"]["seconds"] * 1000
+            for zone_id, start_ms, raw in encoded:
+                key = windows_key(zone_id)
                 pipe.zremrangebyscore(key, start_ms, start_ms)
-                pipe.zadd(key, {orjson.dumps(w): start_ms})
-                pipe.zremrangebyscore(key, "-inf", start_ms - HISTORY_MS)
+                pipe.zadd(key, {raw: start_ms})
+            for zone_id, start_ms in newest.items():  # once per zone: what the newest window puts out of reach
+                pipe.zremrangebyscore(windows_key(zone_id), "-inf", start_ms - HISTORY_MS)
             for live in lives:
                 pipe.set(live_key(live["zone_id"]), orjson.dumps(live))
             for profile in profiles:
@@ -158,13 +162,15 @@ class RedisStore:
         except RedisError:
             self._metrics.redis_errors.inc()
 
-    def _remember(self, windows: list[dict[str, Any]], lives: list[dict[str, Any]],
+    def _remember(self, windows: list[tuple[str, int, bytes]], lives: list[dict[str, Any]],
                   profiles: list[dict[str, Any]]) -> None:
-        for w in windows:
-            kept = self._windows.setdefault(w["zone_id"], {})
-            kept[w["as_of_ms"] - w["window"]["seconds"] * 1000] = _pack(w)
-            for start in sorted(kept)[:-KEPT_WINDOWS]:
-                del kept[start]
+        """`windows`: (zone, start ms, JSON) of each window published."""
+        for zone_id, start_ms, raw in windows:
+            kept = self._windows.setdefault(zone_id, {})
+            kept[start_ms] = zlib.compress(raw, 1)
+            if len(kept) > KEPT_WINDOWS:
+                for start in sorted(kept)[:-KEPT_WINDOWS]:
+                    del kept[start]
         for live in lives:
             old = self._lives.get(live["zone_id"])
             if old is None or old[0] <= live["as_of_ms"]:

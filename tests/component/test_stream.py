@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -347,6 +347,32 @@ async def test_the_worker_store_announces_each_live_object_after_writing_it(stor
                        {"kind": "live", "zone_id": "mechelen-vismarkt", "city_id": "mechelen"}]  # ids only
     finally:
         await pubsub.aclose()
+        await writer.close()
+
+
+async def test_the_worker_store_keeps_a_week_and_a_day_of_windows_per_zone_one_per_start(store: Service,
+                                                                                          rds: Redis) -> None:
+    """Published windows land in the zone's sorted set by start; a window published again replaces its copy;
+    the set is trimmed to `HISTORY_MS` before the newest start, zone by zone."""
+    from agents.store import HISTORY_MS, RedisStore
+    from drukte.metrics import WorkerMetrics
+    from streams.storekeys import windows_key
+
+    def window(zone: str, start: int, visitors: int) -> dict[str, Any]:
+        return {"zone_id": zone, "as_of_ms": start + 300_000, "window": {"seconds": 300}, "visitors": visitors}
+
+    writer = RedisStore(store.url, WorkerMetrics(CollectorRegistry()))
+    t0 = 1_795_785_000_000
+    old, kept = t0, t0 + 300_000
+    new = old + HISTORY_MS  # trims every start up to `old` (the bound is inclusive)
+    try:
+        await writer.publish([window("trim-a", old, 1), window("trim-a", kept, 2), window("trim-b", old, 3)], [], [])
+        await writer.publish([window("trim-a", kept, 5), window("trim-a", new, 4)], [], [])  # `kept` again
+        stored = cast(list[tuple[bytes, float]], await rds.zrange(windows_key("trim-a"), 0, -1, withscores=True))
+        a = [(orjson.loads(m)["visitors"], int(score)) for m, score in stored]
+        assert a == [(5, kept), (4, new)]  # `old` is past the week and a day, `kept` replaced, not doubled
+        assert await rds.zcard(windows_key("trim-b")) == 1  # another zone's newest start says nothing about it
+    finally:
         await writer.close()
 
 
