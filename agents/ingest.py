@@ -14,7 +14,6 @@ drops the readings it already has.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -39,8 +38,9 @@ log = logging.getLogger(__name__)
 # that owns one zone would otherwise be one 4.5 MB message, over the producer's 1 MB request limit (a send that
 # fails stops the ingest). Consecutive parts are what smaller input batches would have given.
 ZONE_MESSAGE_READINGS = 5_000
+STOP_WAIT_S = 5.0  # longest a stop waits for the batch under way
 
-Parse = Callable[[bytes, int], Parsed]
+Parse = Callable[[bytes | None, int], Parsed]
 Encode = Callable[[str, list[Reading], int], bytes]
 Reject = Callable[[Rejection, Any, int], Awaitable[Awaitable[Any]]]
 
@@ -80,7 +80,9 @@ class FootfallIngest:
 
     def make_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
-        timeouts: dict[str, Any] = {}
+        # A revocation waits for the batch under way (`_Revocations`): the rebalance timeout must outlast a slow
+        # batch, or the member is evicted and rejoins in a loop (aiokafka's default is the session timeout).
+        timeouts: dict[str, Any] = {"rebalance_timeout_ms": 60_000}
         if s.fast_groups:  # as Faust's group in agents.app: a join on Tansu takes seconds, not half a minute
             timeouts = {"session_timeout_ms": 6_000, "heartbeat_interval_ms": 1_000, "rebalance_timeout_ms": 3_000}
         assert s.kafka_url is not None  # create_app checked it
@@ -92,20 +94,33 @@ class FootfallIngest:
     async def start(self) -> None:
         if self.task is not None:
             return
-        self.consumer = self.make_consumer()
-        await self.consumer.start()
-        self.consumer.subscribe([self.topic], listener=_Revocations(self))
+        consumer = self.make_consumer()
+        await consumer.start()
+        if self.stopping:  # a stop came while the consumer was starting
+            await consumer.stop()
+            return
+        self.consumer = consumer
+        consumer.subscribe([self.topic], listener=_Revocations(self))
         self.task = asyncio.create_task(self.run(), name="drukte.footfall.ingest")
 
     async def stop(self) -> None:
-        """Finish the batch under way (its offsets committed), then leave the group."""
+        """Finish the batch under way (its offsets committed), then leave the group. Waiting for records is
+        cancelled at once (`getmany` waits for a rebalance to end); a batch that cannot finish within
+        `STOP_WAIT_S` (broker away) is abandoned: its input is read again after the restart."""
         self.stopping = True
-        if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        task = self.task
+        if task is not None and not task.done():
+            if not self.lock.locked():  # in getmany (a batch holds the lock from getmany's return on)
+                task.cancel()
+            await asyncio.wait({task}, timeout=STOP_WAIT_S)
+            if not task.done():
+                log.warning("footfall ingest: the batch under way did not finish in %.0f s; its input is read "
+                            "again after the restart", STOP_WAIT_S)
+                task.cancel()
+                await asyncio.wait({task})
         if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
+            consumer, self.consumer = self.consumer, None
+            await consumer.stop()
 
     async def run(self) -> None:
         assert self.consumer is not None
@@ -162,7 +177,8 @@ class FootfallIngest:
             # dedupe drops what it already has
             log.warning("footfall ingest: offsets not committed (%s); the next owner reads them again", exc)
         except KafkaError as exc:
-            log.warning("footfall ingest: commit failed (%s); the next commit covers it", exc)
+            log.warning("footfall ingest: commit failed (%s); a later commit of the partition covers it, or its "
+                        "input is read again after a restart", exc)
 
     def service(self) -> Service:
         """A mode service that starts and stops the ingest with the Faust app (`App.service`)."""

@@ -31,7 +31,7 @@ class CheckedParser(FootfallParser):
         vars(self).update(vars(parser))  # the same compiled schema, registry and policy
         self.watch = watch
 
-    def parse(self, raw: bytes, now_ms: int) -> Parsed:
+    def parse(self, raw: bytes | None, now_ms: int) -> Parsed:
         parsed = super().parse(raw, now_ms)
         parsed.readings = self.watch.filter(parsed.readings)
         return parsed

@@ -104,7 +104,9 @@ class FootfallParser:
         self._sensors = registry.sensors
         self._policy = policy
 
-    def parse(self, raw: bytes, now_ms: int) -> Parsed:
+    def parse(self, raw: bytes | None, now_ms: int) -> Parsed:
+        if raw is None:  # a record without a value (a tombstone): nothing to decode
+            return Parsed(rejections=[Rejection(MALFORMED_JSON, "the message has no value (null)", None)])
         if len(raw) > MAX_MESSAGE_BYTES:
             return Parsed(rejections=[Rejection(TOO_LARGE, f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}", None)])
         try:

@@ -4,10 +4,12 @@ stand-in: the read offsets and high watermarks, and a partition revoked by a reb
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, OffsetOutOfRangeError
 
 from agents.backlog import Backlog
 
@@ -107,3 +109,35 @@ def test_a_revoked_partition_is_forgotten_so_its_next_assignment_starts_afresh()
     backlog.forget([tp])
     consumer = PlainConsumer({0: 20}, {0: 20})
     assert caught_up(backlog, consumer) == ([0], True)
+
+
+def test_a_plain_consumer_past_a_gap_is_caught_up_at_its_position() -> None:
+    """Offsets without records (transaction markers, compacted records) lie between the last record processed
+    and the high watermark: the position, not the last offset + 1, says the partition is read to the end."""
+    backlog = Backlog(TOPIC)
+    tp = TopicPartition(TOPIC, 0)
+    backlog.takes([tp])
+    backlog.processed(tp, 9)
+    assert caught_up(backlog, PlainConsumer({0: 12}, {0: 12})) == ([0], True)
+
+
+class StuckConsumer(PlainConsumer):
+    """A plain consumer whose position of partition 1 is being reset: it waits (`error` None) or raises."""
+
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__({0: 5, 1: 5}, {0: 5, 1: 5})
+        self.error = error
+
+    async def position(self, tp: TopicPartition) -> int:
+        if tp.partition == 1:
+            if self.error is not None:
+                raise self.error
+            await asyncio.sleep(3600)
+        return await super().position(tp)
+
+
+@pytest.mark.parametrize("error", [None, OffsetOutOfRangeError({})], ids=["waits", "raises"])
+def test_a_position_being_reset_is_not_caught_up_and_stops_no_tick(error: Exception | None) -> None:
+    started = time.monotonic()
+    assert caught_up(Backlog(TOPIC), StuckConsumer(error)) == ([0], False)
+    assert time.monotonic() - started < 2  # the tick goes out, without this partition

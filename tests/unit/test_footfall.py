@@ -131,3 +131,11 @@ def test_rejection_detail_never_echoes_an_identifier(parser: FootfallParser) -> 
     assert rej.reason == "unknown_sensor"
     assert "a45e60c2110f" not in rej.detail
     assert "a45e60c2110f" not in orjson.dumps(rej.payload).decode()
+
+
+def test_a_message_without_a_value_is_rejected_not_raised(parser: FootfallParser) -> None:
+    """A null record value (a tombstone someone produced) is one rejection: raised, it would stop the ingest and
+    stop it again at every restart, since its offset is never committed."""
+    parsed = parser.parse(None, 0)
+    assert parsed.readings == []
+    assert [r.reason for r in parsed.rejections] == ["malformed_json"]

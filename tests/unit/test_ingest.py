@@ -1,9 +1,11 @@
-"""The ingest's zone-topic messages stay under the producer's request limit, whatever a batch holds
-(`agents.ingest.cut`, `ZONE_MESSAGE_READINGS`)."""
+"""The footfall ingest (`agents.ingest`) with a fake producer and consumer: zone-topic messages stay under the
+producer's request limit whatever a batch holds, a partition is processed only after its sends, a revoked one
+leaves no offset behind, and a stop is prompt yet finishes the batch under way."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -26,13 +28,13 @@ def reading(i: int) -> Reading:
     return Reading(f"s{i}", "z", i, 60_000, 1)
 
 
-def make_ingest(readings: list[Reading], on_send: Any = None) -> FootfallIngest:
-    """An ingest whose producer records nothing but calls `on_send(value)` and completes every send at once."""
+def make_ingest(readings: list[Reading], on_send: Any = None, send_s: float = 0.0) -> FootfallIngest:
+    """An ingest whose producer calls `on_send(value)` and completes every send after `send_s` seconds."""
     async def send(topic: str, key: bytes, value: bytes, *_: Any) -> asyncio.Future[None]:
         if on_send is not None:
             on_send(value)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        asyncio.get_running_loop().call_later(send_s, done.set_result, None)
         return done
 
     app = SimpleNamespace(producer=SimpleNamespace(send=send))
@@ -101,3 +103,55 @@ def test_a_batch_of_a_partition_revoked_before_it_was_processed_leaves_no_offset
 
     asyncio.run(scenario())
     assert tp not in ingest.backlog.offsets
+
+
+class FakeConsumer:
+    """`getmany` hands out `batches`, then waits for records that never come; commits are recorded."""
+
+    def __init__(self, batches: list[dict[Any, list[Any]]]) -> None:
+        self.batches = batches
+        self.commits: list[dict[Any, int]] = []
+        self.stopped = False
+
+    async def getmany(self, **_: Any) -> dict[Any, list[Any]]:
+        if self.batches:
+            return self.batches.pop(0)
+        await asyncio.sleep(3600)
+        return {}
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        self.commits.append(offsets)
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def stopped_after(ingest: FootfallIngest, consumer: FakeConsumer, after_s: float) -> float:
+    """Run the ingest on `consumer`, stop it after `after_s`; how long the stop took."""
+    async def scenario() -> float:
+        ingest.consumer = cast(Any, consumer)
+        ingest.task = asyncio.create_task(ingest.run())
+        await asyncio.sleep(after_s)
+        t = time.monotonic()
+        await ingest.stop()
+        return time.monotonic() - t
+
+    return asyncio.run(scenario())
+
+
+def test_a_stop_while_waiting_for_records_is_prompt() -> None:
+    consumer = FakeConsumer([])
+    assert stopped_after(make_ingest([]), consumer, 0.05) < 1
+    assert consumer.stopped
+    assert consumer.commits == []
+
+
+def test_a_stop_during_a_batch_waits_for_its_sends_and_commit() -> None:
+    """SIGTERM mid-batch: the batch's sends complete and its offsets are committed before the consumer stops."""
+    tp = TopicPartition("footfall.counts.v1", 2)
+    consumer = FakeConsumer([{tp: [SimpleNamespace(value=b"{}", offset=8)]}])
+    ingest = make_ingest([reading(1)], send_s=0.5)
+    took = stopped_after(ingest, consumer, 0.1)
+    assert 0.2 < took < 3
+    assert consumer.commits == [{tp: 9}]
+    assert consumer.stopped
