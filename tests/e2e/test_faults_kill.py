@@ -16,11 +16,10 @@ from tests.e2e.workload import (
     Feeder,
     assert_matches_truth,
     count_when,
+    everything,
     kill9,
     make_workload,
     published,
-    settled,
-    settled_count,
     wait_log,
 )
 
@@ -48,7 +47,8 @@ def test_kill9_at_three_points_then_restart(stack: Stack) -> None:
     # 1. mid-batch
     count_when(stack, lambda n: n >= 15)
     kill9(w1)
-    at_kill = settled_count(stack)
+    at_kill = len(everything(stack))  # exact: nobody writes now (a read stopped by a quiet spell undercounted, and
+    # a record of w1's then passed for one of w2's: w2 was killed before it published anything)
 
     # 2. just after a window publish, before its store write and before it is marked final
     store_pid = stack.store.proc.pid
@@ -74,7 +74,7 @@ def test_kill9_at_three_points_then_restart(stack: Stack) -> None:
     # the windows sent before the frozen store write were published again, byte for byte (checked by
     # `published`), and the store holds every window once with the same figures
     # every record: a read stopped at len(windows) may not have reached a partition's republished ones yet
-    records = settled(stack, quiet_s=1.0)
+    records = everything(stack)
     assert len(records) >= len(windows)
     assert Counter(orjson.dumps(r) for r in records).most_common(1)[0][1] >= 2, "no window was republished"
     # the store is written after the topic (and a take's last windows a moment after they show there)

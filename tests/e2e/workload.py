@@ -277,6 +277,34 @@ def settled(stack: Stack, quiet_s: float = 1.5, topic: str = "busyness.zone.v1")
     return stack.consume(topic, quiet, timeout_s=30)
 
 
+def everything(stack: Stack, topic: str = "busyness.zone.v1", timeout_s: float = 30) -> list[dict[str, Any]]:
+    """Every record of `topic` now, read until each partition's position reaches the high watermark of its last
+    fetch (Tansu's fetch responses carry the right one, its ListOffsets does not). For a topic nobody writes to
+    at the moment (its writer killed, or done): `settled`'s "quiet for a while" undercounts when a loaded
+    machine delays a fetch past the quiet time."""
+    async def run() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap(stack.broker.url), group_id=None,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    out += [orjson.loads(r.value) for r in records]
+                behind = 0
+                for tp in consumer.assignment():
+                    mark = consumer.highwater(tp)
+                    behind += 1 if mark is None else max(0, mark - await consumer.position(tp))
+                if consumer.assignment() and behind == 0:
+                    return out
+        finally:
+            await consumer.stop()
+        raise AssertionError(f"{topic}: not read to its end in {timeout_s} s; got {len(out)} records")
+
+    return asyncio.run(run())
+
+
 def settled_count(stack: Stack, quiet_s: float = 1.5) -> int:
     return len(settled(stack, quiet_s))
 
