@@ -102,4 +102,6 @@ def test_a_lost_table_gets_its_baselines_back_from_the_published_topic(stack: St
     assert new["index"] == round(100 * truth[end] / p50), (new, p50)
     exact = expected_p50(truth, end)
     assert exact is not None
-    assert abs(p50 - exact) <= 0.05 * exact  # the middles are within half a range step of the exact counts
+    # each middle is within half a range step of its exact count, and a step is at most max(10, n // 20) wide
+    # (`visitors_range`): below 100 people that is 5 people, more than 5 % (the night hours failed a 5 % bound)
+    assert abs(p50 - exact) <= max(5, exact / 40)
