@@ -35,6 +35,13 @@ class Backlog:
         self.offsets[tp] = offset
         self.busy.discard(tp)
 
+    def settled(self, tp: Any, offset: int) -> None:
+        """A batch marked with `takes` is processed up to `offset`; not recorded for a partition `forget` dropped
+        meanwhile (revoked: its next owner says where it is, and a stale offset here would outlive a later
+        reassignment)."""
+        if tp in self.busy:
+            self.processed(tp, offset)
+
     def forget(self, tps: Iterable[Any]) -> None:
         """Partitions revoked: whoever gets them next starts at its own committed offset."""
         for tp in tps:

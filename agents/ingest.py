@@ -165,8 +165,7 @@ class FootfallIngest:
         for fut in pending:  # on the broker before the offsets are committed, and before a tick vouches for them
             await fut
         for tp, records in batch.items():
-            if tp in self.backlog.busy:  # not revoked meanwhile: a revoked partition's next owner says where it is
-                self.backlog.processed(tp, records[-1].offset)
+            self.backlog.settled(tp, records[-1].offset)
         self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - t0)
 
     async def commit(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:

@@ -64,7 +64,12 @@ class LiveStore(Protocol):
 
 def _pack(obj: dict[str, Any]) -> bytes:
     """An object's JSON, compressed for keeping: rewrites are rare, objects repetitive (labels, forecasts)."""
-    return zlib.compress(orjson.dumps(obj), 1)
+    return _compress(orjson.dumps(obj))
+
+
+def _compress(raw: bytes) -> bytes:
+    """JSON already encoded (a window, also written as is), compressed as `_pack` does."""
+    return zlib.compress(raw, 1)
 
 
 def _unpack(packed: bytes) -> bytes:
@@ -167,7 +172,7 @@ class RedisStore:
         """`windows`: (zone, start ms, JSON) of each window published."""
         for zone_id, start_ms, raw in windows:
             kept = self._windows.setdefault(zone_id, {})
-            kept[start_ms] = zlib.compress(raw, 1)
+            kept[start_ms] = _compress(raw)
             if len(kept) > KEPT_WINDOWS:
                 for start in sorted(kept)[:-KEPT_WINDOWS]:
                     del kept[start]
