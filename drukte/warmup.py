@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.registry import Registry
@@ -20,6 +21,7 @@ from streams.registry import Registry
 WEEK_DAYS = 7
 NUMBERS = ("index", "usual", "vs_usual", "score")  # shown whenever the level shows numbers
 NO_NUMBERS = frozenset({"quiet", "closed"})  # below k (P6) or a shut street: numbers are absent by design
+BANDED_SHARE = 0.9  # of today's windows still ahead that must carry a usual band
 
 
 def urgent_days(history_days: float) -> int:
@@ -44,11 +46,17 @@ def zone_filled(live: dict[str, Any]) -> bool:
     return all(live.get(field) is not None for field in NUMBERS)
 
 
-def today_filled(today: dict[str, Any]) -> bool:
-    """Does the zone's day view (`/v1/zones/{zone}/today`, the merchant page's popular times) hold usual bands?
-    Its peak hours come from them: at night, when the live object rightly shows no numbers, this still tells
-    whether this weekday's history is in."""
-    return bool(today.get("peak_hours"))
+def today_filled(today: dict[str, Any], now: datetime) -> bool:
+    """Does the zone's day view (`/v1/zones/{zone}/today`, the merchant page's popular times) hold usual bands
+    for the rest of the day, and so peak hours? At night, when the live object rightly shows no numbers, this
+    still tells whether this weekday's history is in.
+
+    Peak hours alone are not enough: the urgent days run from this time of day onwards, so while the third of
+    them is still in the worker, the bands stop at the hour it has reached (seen: 69 of 213 windows, with peak
+    hours already shown)."""
+    ahead = [w for w in today.get("windows") or [] if datetime.fromisoformat(w["start"]) >= now]
+    banded = sum(1 for w in ahead if w.get("usual"))
+    return bool(today.get("peak_hours")) and banded >= BANDED_SHARE * len(ahead)
 
 
 def missing(lives: Iterable[dict[str, Any]]) -> list[str]:
@@ -78,8 +86,9 @@ class Warmup:
     """Polled by `drukte up` about once a second: progress from the worker's metrics, completeness from the
     API's city live objects (exactly what the pages read)."""
 
-    def __init__(self, registry: Registry, api_base: str, metrics_url: str | None) -> None:
-        self.registry, self.api_base, self.metrics_url = registry, api_base, metrics_url
+    def __init__(self, registry: Registry, api_base: str, metrics_url: str | None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.registry, self.api_base, self.metrics_url, self.now = registry, api_base, metrics_url, now
 
     def published(self) -> int | None:
         if self.metrics_url is None:
@@ -101,6 +110,6 @@ class Warmup:
             body = _get(f"{self.api_base}/v1/zones/{zone_id}/today")
             if body is None:
                 return None
-            if not today_filled(json.loads(body)):
+            if not today_filled(json.loads(body), self.now()):
                 out.append(zone_id)
         return out

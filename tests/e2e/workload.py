@@ -215,6 +215,20 @@ def assert_matches_truth(windows: dict[tuple[str, int], dict[str, Any]], truth: 
     assert not wrong, report
 
 
+def republished(stack: Stack, timeout_s: float = 120) -> list[dict[str, Any]]:
+    """Every record of busyness.zone.v1 once some window is there twice, each version byte-identical
+    (`by_window`): a restarted worker publishing again what its killed predecessor sent but never marked final.
+
+    Waited for, not read once: when the killed worker had already sent the last windows, every window is out
+    before the restarted one has even started, so a read at that moment finds nothing republished yet."""
+    try:
+        return stack.consume("busyness.zone.v1", lambda rs: len(rs) > len(by_window(rs)), timeout_s=timeout_s)
+    except AssertionError as exc:
+        if "condition not met" not in str(exc):
+            raise
+        raise AssertionError(f"no window was republished: {exc}\n{diagnosis(stack, 'busyness.zone.v1')}") from exc
+
+
 class Feeder:
     """Sends batches in the background at a steady pace, so faults land while data is flowing."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -10,6 +12,7 @@ from drukte.registry_check import load_registry
 from drukte.settings import DEFAULT_REGISTRY
 from drukte.warmup import expected_windows, missing, published_windows, today_filled, urgent_days, zone_filled
 
+BRUSSELS = ZoneInfo("Europe/Brussels")
 FORECAST = [{"start": "2026-11-28T15:05:00+01:00", "index": 80, "level": {"key": "normal"}}]
 
 
@@ -66,7 +69,39 @@ drukte_windows_published_totals_other 99.0
     assert published_windows("") == 0
 
 
-def test_the_day_view_is_filled_once_it_has_peak_hours() -> None:
-    assert today_filled({"zone_id": "z", "peak_hours": [{"start": "12:00", "max": "13:00", "end": "15:00"}]})
-    assert not today_filled({"zone_id": "z", "peak_hours": []})  # no usual bands for today yet
-    assert not today_filled({"zone_id": "z"})
+PEAKS = [{"start": "12:00", "max": "13:00", "end": "15:00"}]
+NOW = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)  # 06:00 in Brussels
+
+
+def day(banded_until: str | None) -> list[dict[str, Any]]:
+    """Today's 5-minute windows in Brussels, with a usual band up to (not including) `banded_until` local."""
+    first = datetime(2026, 11, 29, 0, 0, tzinfo=BRUSSELS)
+    out = []
+    for i in range(288):
+        start = first + timedelta(minutes=5 * i)
+        band = banded_until is not None and start.strftime("%H:%M") < banded_until
+        out.append({"start": start.isoformat(), "usual": {"score": 40, "low": 30, "high": 50} if band else None})
+    return out
+
+
+@pytest.mark.parametrize(("peaks", "banded_until", "filled"), [
+    (PEAKS, "24:00", True),
+    (PEAKS, "22:30", True),  # 18 of 216 windows ahead without a band: within the 10 %
+    (PEAKS, "12:00", False),  # the third urgent day is still in the worker: bands stop at noon (peak hours shown)
+    ([], None, False),  # no usual bands for today yet
+    (None, None, False),
+])
+def test_the_day_view_is_filled_once_the_rest_of_the_day_has_bands(
+        peaks: list[dict[str, str]] | None, banded_until: str | None, filled: bool) -> None:
+    view: dict[str, Any] = {"zone_id": "z", "windows": day(banded_until)}
+    if peaks is not None:
+        view["peak_hours"] = peaks
+    assert today_filled(view, NOW) is filled
+
+
+def test_the_hours_gone_by_do_not_count() -> None:
+    """Only the windows from now on: a day whose morning has no band is filled at noon, not at 06:00."""
+    windows = [w | {"usual": None} if w["start"] < "2026-11-29T12:00" else w for w in day("24:00")]
+    view = {"zone_id": "z", "peak_hours": PEAKS, "windows": windows}
+    assert today_filled(view, datetime(2026, 11, 29, 11, 0, tzinfo=UTC))
+    assert not today_filled(view, NOW)
