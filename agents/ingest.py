@@ -175,7 +175,9 @@ class FootfallIngest:
             # a rebalance took partitions meanwhile: their next owner reads the batch again, and the windows'
             # dedupe drops what it already has
             log.warning("footfall ingest: offsets not committed (%s); the next owner reads them again", exc)
+            self.metrics.ingest_commit_failures.labels("rebalanced").inc()
         except KafkaError as exc:
+            self.metrics.ingest_commit_failures.labels("error").inc()
             log.warning("footfall ingest: commit failed (%s); a later commit of the partition covers it, or its "
                         "input is read again after a restart", exc)
 

@@ -34,6 +34,9 @@ class WorkerMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=registry)
         self.redis_errors = Counter(
             "drukte_redis_errors_total", "Failed Redis writes (retried)", registry=registry)
+        self.ingest_commit_failures = Counter(
+            "drukte_ingest_commit_failures_total", "Footfall ingest batches whose offsets were not committed",
+            ["reason"], registry=registry)
         self.batch_seconds = Histogram(
             "drukte_batch_seconds", "Processing time of one input message", ["stage"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1), registry=registry)

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import orjson
 from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -155,3 +156,30 @@ def test_a_stop_during_a_batch_waits_for_its_sends_and_commit() -> None:
     assert 0.2 < took < 3
     assert consumer.commits == [{tp: 9}]
     assert consumer.stopped
+
+
+class RefusingConsumer(FakeConsumer):
+    """Commits fail with `error`, once each."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        super().__init__([])
+        self.errors = errors
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        raise self.errors.pop(0)
+
+
+def test_a_failed_commit_is_counted_by_reason_and_the_ingest_goes_on() -> None:
+    """A commit lost to a rebalance is normal; a broker refusing commits is what ops must see: by reason."""
+    ingest = make_ingest([])
+    consumer = RefusingConsumer([CommitFailedError(), KafkaConnectionError(), KafkaConnectionError()])
+    batch = {TopicPartition("footfall.counts.v1", 0): [SimpleNamespace(value=b"{}", offset=1)]}
+
+    async def scenario() -> None:
+        for _ in range(3):
+            await ingest.commit(cast(Any, consumer), batch)
+
+    asyncio.run(scenario())
+    samples = ingest.metrics.ingest_commit_failures.collect()[0].samples
+    assert {s.labels["reason"]: s.value for s in samples if s.name.endswith("_total")} == {"rebalanced": 1,
+                                                                                          "error": 2}
