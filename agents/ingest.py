@@ -66,13 +66,16 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
 class FootfallIngest:
     """Reads `footfall.counts.v1` in batches of up to `batch_events` messages: each message parsed on its own (a
     bad one is rejected alone), the batch's readings regrouped into one zone-topic message per zone, source and
-    input partition."""
+    input partition. Each group passes `check` (sensor health, `agents.sensors`) as a whole: a sensor is judged
+    against its neighbours in the same interval, and a gateway sending one reading per message has its
+    neighbours in other messages of the batch, not in its own."""
 
     def __init__(self, app: faust.App, settings: Settings, topic: str, zone_topic: str, parse: Parse,
                  encode: Encode, reject: Reject, metrics: WorkerMetrics, clock: Callable[[], int]) -> None:
         self.app, self.settings, self.topic, self.zone_topic = app, settings, topic, zone_topic
         self.parse, self.encode, self.reject, self.metrics, self.clock = parse, encode, reject, metrics, clock
         self.backlog = Backlog(topic)  # which input partitions a clock tick may vouch for
+        self.check: Callable[[list[Reading]], list[Reading]] = lambda readings: readings  # the readings to count
         self.lock = asyncio.Lock()  # one batch at a time, and no revocation in the middle of one
         self.consumer: AIOKafkaConsumer | None = None
         self.task: asyncio.Task[None] | None = None
@@ -159,7 +162,7 @@ class FootfallIngest:
         self.metrics.messages_in.labels(self.topic).inc(n)
         send = self.app.producer.send
         for (zone_id, source, partition), readings in groups.items():
-            for part in cut(readings, ZONE_MESSAGE_READINGS):
+            for part in cut(self.check(readings), ZONE_MESSAGE_READINGS):
                 pending.append(await send(self.zone_topic, zone_id.encode(), self.encode(source, part, partition),
                                           None, None, None))
         for fut in pending:  # on the broker before the offsets are committed, and before a tick vouches for them

@@ -12,7 +12,7 @@ from agents.app import create_app, declare_topics
 from agents.devices import DevicesPath
 from agents.flushing import complete_flushes, seek_before_streaming
 from agents.footfall import FootfallPath, wall_ms
-from agents.sensors import CheckedParser, SensorWatch
+from agents.sensors import SensorWatch
 from agents.spending import SpendingPath, SpendingTopics
 from agents.store import RedisStore
 from drukte.errors import SettingsError
@@ -44,7 +44,7 @@ def run_worker(settings: Settings, registry: Registry) -> None:
     store = RedisStore(settings.redis_url, metrics)
     topics = declare_topics(app, settings)
     footfall = FootfallPath(app, topics, settings, registry, store, metrics)
-    footfall.parser = CheckedParser(footfall.parser, SensorWatch(app, settings, registry, store, metrics, wall_ms))
+    footfall.ingest.check = SensorWatch(app, settings, registry, store, metrics, wall_ms).filter
     SpendingPath(app, SpendingTopics(app, settings, topics.payments, topics.spending, topics.rejected), settings,
                  registry, store, metrics)
     DevicesPath(app, topics, settings, registry, store, metrics)

@@ -11,7 +11,7 @@ import faust
 
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
-from streams.footfall import FootfallParser, Parsed
+from streams.footfall import Reading
 from streams.opening import is_open
 from streams.registry import Registry
 from streams.sensorhealth import STATES, HealthPolicy, SensorHealth
@@ -22,19 +22,6 @@ REPORT_S = 10.0
 
 class SensorStore(Protocol):
     async def publish_sensors(self, views: list[dict[str, Any]]) -> None: ...
-
-
-class CheckedParser(FootfallParser):
-    """The footfall parser, with readings passing sensor health first: what the ingest agent counts is healthy."""
-
-    def __init__(self, parser: FootfallParser, watch: SensorWatch) -> None:  # no super(): copies, not recompiles
-        vars(self).update(vars(parser))  # the same compiled schema, registry and policy
-        self.watch = watch
-
-    def parse(self, raw: bytes | None, now_ms: int) -> Parsed:
-        parsed = super().parse(raw, now_ms)
-        parsed.readings = self.watch.filter(parsed.readings)
-        return parsed
 
 
 class SensorWatch:
@@ -49,7 +36,8 @@ class SensorWatch:
         self.health = SensorHealth(registry, HealthPolicy(silent_ms=3 * settings.window_s * 1000), zone_open)
         app.timer(REPORT_S, name="drukte.sensors.report")(self.report)
 
-    def filter(self, readings: list[Any]) -> list[Any]:
+    def filter(self, readings: list[Reading]) -> list[Reading]:
+        """The readings to count, in their order: those of stuck or jumping sensors left out (and counted)."""
         keep, excluded = self.health.observe(readings)
         for state, n in excluded.items():
             self.metrics.readings_excluded.labels(state).inc(n)

@@ -68,23 +68,24 @@ class SensorHealth:
     sensors: dict[str, _Sensor] = field(default_factory=dict)
 
     def observe(self, readings: list[Reading]) -> tuple[list[Reading], dict[str, int]]:
-        """Update each sensor's health from one batch; return the readings to count and how many were
-        excluded, by state."""
-        peers: dict[tuple[str, str, int, int], list[Reading]] = defaultdict(list)
+        """Update each sensor's health from one batch (its neighbours: the readings of the same zone, kind and
+        interval in it); return the readings to count, in their order, and how many were excluded, by state."""
+        peers: dict[tuple[str, str, int, int], list[int]] = defaultdict(list)
         sensors = self.registry.sensors
-        for r in readings:
-            peers[(r.zone_id, sensors[r.sensor_id].kind, r.start_ms, r.dur_ms)].append(r)
-        keep: list[Reading] = []
+        for i, r in enumerate(readings):
+            peers[(r.zone_id, sensors[r.sensor_id].kind, r.start_ms, r.dur_ms)].append(i)
+        dropped: set[int] = set()
         excluded: dict[str, int] = defaultdict(int)
         for group in peers.values():
-            minutes = group[0].dur_ms / MINUTE_MS
-            rates = sorted(r.visitors / minutes for r in group)  # once per group, not once per member
-            for r in group:
+            minutes = readings[group[0]].dur_ms / MINUTE_MS
+            rates = sorted(readings[i].visitors / minutes for i in group)  # once per group, not once per member
+            for i in group:
+                r = readings[i]
                 state = self._judge(r, _median_without(rates, r.visitors / minutes))
                 if state in (STUCK, JUMP):
                     excluded[state] += 1
-                else:
-                    keep.append(r)
+                    dropped.add(i)
+        keep = [r for i, r in enumerate(readings) if i not in dropped] if dropped else readings
         return keep, dict(excluded)
 
     def _judge(self, r: Reading, ref: float | None) -> str:

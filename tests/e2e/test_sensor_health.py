@@ -6,26 +6,28 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 
 from drukte.embedded import free_port
 from tests.e2e.conftest import MIN, Stack, http_get, iso, wait_for
 
 
-def batch(start: int, stuck: bool) -> bytes:
+def batches(start: int, stuck: bool, per_message: int) -> list[bytes]:
     readings = [{"sensor_id": s, "start": iso(start), "seconds": 60, "in": n, "out": n}
                 for s, n in (("tt-side-01", 0 if stuck else 11), ("tt-side-02", 10), ("tt-side-03", 12))]
-    return orjson.dumps({"source": "gw-testtown-01", "batch_id": f"b/{start}", "sent_at": iso(start + MIN),
-                         "readings": readings})
+    return [orjson.dumps({"source": "gw-testtown-01", "batch_id": f"b/{start}/{i}", "sent_at": iso(start + MIN),
+                          "readings": readings[i:i + per_message]}) for i in range(0, len(readings), per_message)]
 
 
-def test_a_stuck_counter_is_flagged_and_left_out(stack: Stack) -> None:
+@pytest.mark.parametrize("per_message", [3, 1])  # a minute in one message, or one reading per message
+def test_a_stuck_counter_is_flagged_and_left_out(stack: Stack, per_message: int) -> None:
     now = int(time.time() * 1000)
     base = now - now % MIN - 24 * MIN  # the last minute is the current one: no sensor looks silent
     metrics_port, api_port = free_port(), free_port()
     stack.spawn("worker", log="worker", DRUKTE_METRICS_PORT=str(metrics_port))
     stack.spawn("api", "--port", str(api_port), log="api", DRUKTE_STALE_S="3600")
     # five healthy minutes, then tt-side-01 reads zero for twenty
-    stack.produce([batch(base + i * MIN, stuck=i >= 5) for i in range(25)])
+    stack.produce([m for i in range(25) for m in batches(base + i * MIN, i >= 5, per_message)])
 
     def side(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {r["window"]["start"]: r for r in records if r["zone_id"] == "tt-side"}

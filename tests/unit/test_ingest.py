@@ -183,3 +183,22 @@ def test_a_failed_commit_is_counted_by_reason_and_the_ingest_goes_on() -> None:
     samples = ingest.metrics.ingest_commit_failures.collect()[0].samples
     assert {s.labels["reason"]: s.value for s in samples if s.name.endswith("_total")} == {"rebalanced": 1,
                                                                                           "error": 2}
+
+
+def test_sensor_health_sees_a_zone_s_readings_of_the_whole_batch_at_once() -> None:
+    """One reading per message (encoding A): a sensor's neighbours are in other messages, so the check gets the
+    batch's readings of a zone together, in order, and only what it keeps is sent."""
+    checked: list[list[str]] = []
+
+    def check(readings: list[Reading]) -> list[Reading]:
+        checked.append([r.sensor_id for r in readings])
+        return [r for r in readings if r.sensor_id != "s1"]  # as if s1 were stuck
+
+    sent: list[bytes] = []
+    ingest = make_ingest([], sent.append)
+    ingest.parse = lambda raw, now: Parsed(source="g1", readings=[reading(int(raw or b"0"))])
+    ingest.check = check
+    tp = TopicPartition("footfall.counts.v1", 0)
+    asyncio.run(ingest.process({tp: [SimpleNamespace(value=str(i).encode(), offset=i) for i in range(3)]}))
+    assert checked == [["s0", "s1", "s2"]]
+    assert [row[0] for v in sent for row in orjson.loads(v)["r"]] == ["s0", "s2"]

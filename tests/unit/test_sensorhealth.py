@@ -97,3 +97,17 @@ def test_median_without_is_the_median_of_the_others(visitors: list[int], data: s
     rates = sorted(v / 1.5 for v in visitors)
     expected = median(v / 1.5 for v in others) if len(others) >= 2 else None
     assert _median_without(rates, own / 1.5) == expected
+
+
+def test_a_batch_of_many_minutes_is_judged_like_the_minutes_one_by_one_and_keeps_its_order() -> None:
+    """The ingest hands over a whole batch (with one reading per message, minutes and sensors interleaved): the
+    verdicts are those of minute-by-minute batches, and the kept readings stay in input order."""
+    minutes = [minute(i, 0 if i >= 3 else 19) for i in range(20)]
+    one_by_one = health()
+    expected_keep = [r for m in minutes for r in one_by_one.observe(m)[0]]
+    batch = [r for m in minutes for r in m]
+    batch = batch[1::2] + batch[0::2]  # interleaved: b and d of every minute first, then a and c
+    keep, excluded = health().observe(batch)
+    assert excluded == {STUCK: 3}  # a, from its 15th zero on (minutes 17–19)
+    assert keep == [r for r in batch if r in expected_keep]
+    assert sorted(keep) == sorted(expected_keep)
