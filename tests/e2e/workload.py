@@ -136,16 +136,22 @@ def summary(windows: dict[tuple[str, int], dict[str, Any]]) -> dict[tuple[str, i
                 "sensors": v["quality"]["sensors_reporting"]} for k, v in windows.items()}
 
 
-def published(stack: Stack, at_least: int, timeout_s: float = 120) -> dict[tuple[str, int], dict[str, Any]]:
-    """Every window on busyness.zone.v1 once `at_least` distinct ones are there (a republished one must be
-    byte-identical, see `by_window`). On a timeout the error tells where the records stopped (`diagnosis`)."""
+def windows_when(stack: Stack, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float,
+                 what: str = "") -> list[dict[str, Any]]:
+    """Every record of busyness.zone.v1 once `until(records)` holds; on a timeout the error says `what` did not
+    happen and where the records stopped (`diagnosis`)."""
     try:
-        return by_window(stack.consume("busyness.zone.v1", lambda rs: len(by_window(rs)) >= at_least,
-                                       timeout_s=timeout_s))
+        return stack.consume("busyness.zone.v1", until, timeout_s=timeout_s)
     except AssertionError as exc:
         if "condition not met" not in str(exc):
             raise
-        raise AssertionError(f"{exc}\n{diagnosis(stack, 'busyness.zone.v1')}") from exc
+        raise AssertionError(f"{what}{exc}\n{diagnosis(stack, 'busyness.zone.v1')}") from exc
+
+
+def published(stack: Stack, at_least: int, timeout_s: float = 120) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every window on busyness.zone.v1 once `at_least` distinct ones are there (a republished one must be
+    byte-identical, see `by_window`). On a timeout the error tells where the records stopped (`diagnosis`)."""
+    return by_window(windows_when(stack, lambda rs: len(by_window(rs)) >= at_least, timeout_s))
 
 
 def diagnosis(stack: Stack, topic: str, group: str = "drukte") -> str:
@@ -221,12 +227,7 @@ def republished(stack: Stack, timeout_s: float = 120) -> list[dict[str, Any]]:
 
     Waited for, not read once: when the killed worker had already sent the last windows, every window is out
     before the restarted one has even started, so a read at that moment finds nothing republished yet."""
-    try:
-        return stack.consume("busyness.zone.v1", lambda rs: len(rs) > len(by_window(rs)), timeout_s=timeout_s)
-    except AssertionError as exc:
-        if "condition not met" not in str(exc):
-            raise
-        raise AssertionError(f"no window was republished: {exc}\n{diagnosis(stack, 'busyness.zone.v1')}") from exc
+    return windows_when(stack, lambda rs: len(rs) > len(by_window(rs)), timeout_s, "no window was republished: ")
 
 
 class Feeder:
