@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help install promtool chromium demo test test-unit test-e2e check lint bench wrk clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Drukte needs Python 3.11 ($(PYTHON)); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -43,10 +43,15 @@ test: $(STAMP) promtool chromium ## run every test tier (unit, component, e2e, b
 test-unit: $(STAMP) promtool ## only the fast pure tests
 	$(BIN)/python -m pytest -q tests/unit
 
+test-e2e: $(STAMP) ## only the end-to-end tier (each test starts its own embedded broker and store)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/e2e
+
 check: $(STAMP) ## ruff, mypy --strict and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+lint: check ## the same as check
 
 bench: $(STAMP) wrk ## benchmarks (on demand, not part of make test): throughput vs a plain consumer and Faust (A/B, 3 runs), two workers, live latency at 20k and 50k r/s, API load and SSE, forecast WAPE, spending suppressions
 	-$(BIN)/python -m bench  # exits 1 when a worker run is not exact; the other benchmarks still run

@@ -130,7 +130,8 @@ class Take:
 
 
 class FootfallPath:
-    """Wires the pure core into two agents and a clock-tick timer on a Faust app."""
+    """Wires the pure core into the Kafka edge: the input read by a plain consumer (`FootfallIngest`), the windows
+    agent and a clock-tick timer on a Faust app."""
 
     def __init__(self, app: faust.App, topics: Topics, settings: Settings, registry: Registry,
                  store: LiveStore, metrics: WorkerMetrics, clock: Callable[[], int] = wall_ms) -> None:

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--registry", help="registry YAML")
     api.set_defaults(func=cmd_api)
 
-    sim = sub.add_parser("simulate", help="feed synthetic counters for the registry's cities")
+    sim = sub.add_parser("simulate", help="feed synthetic counters, payments and (where scanners are "
+                         "registered) device detections for the registry's cities")
     sim.add_argument("--city", help="one city id (default: all)")
     sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     sim.add_argument("--days", type=float, default=0.0, help="days of history to send first (default 0)")

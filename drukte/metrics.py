@@ -38,7 +38,9 @@ class WorkerMetrics:
             "drukte_ingest_commit_failures_total", "Footfall ingest batches whose offsets were not committed",
             ["reason"], registry=registry)
         self.batch_seconds = Histogram(
-            "drukte_batch_seconds", "Processing time of one input message", ["stage"],
+            "drukte_batch_seconds",
+            "Processing time by stage: a footfall ingest batch or windows take, one payments, spending or devices "
+            "message", ["stage"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1), registry=registry)
         self.sensor_health = Gauge(
             "drukte_sensor_health", "Sensors seen by this worker per health state (ok, silent, stuck, jump)",

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     registry: Path = Field(DEFAULT_REGISTRY, description="registry YAML of cities, zones, sensors")
     window_s: int = Field(300, ge=1, le=3600, description="publication window (s); divides an hour, clock-aligned")
     grace_s: int = Field(120, ge=0, le=86400, description="how long after a window ends readings still count")
-    idle_s: int = Field(30, ge=1, le=3600, description="a partition without data this long advances by clock")
+    idle_s: int = Field(30, ge=1, le=3600, description="a source (per zone) without data this long advances by clock")
     tick_s: float = Field(1.0, gt=0, le=60, description="how often the worker sends clock ticks")
     batch_events: int = Field(1000, ge=1, le=100_000, description="most input messages the worker takes as one batch")
     batch_wait_ms: int = Field(20, ge=1, le=10_000, description="longest wait to fill a batch before processing it")
