@@ -16,7 +16,7 @@ from agents.sensors import SensorWatch
 from agents.spending import SpendingPath, SpendingTopics
 from agents.store import RedisStore
 from drukte.errors import SettingsError
-from drukte.heap import tune_malloc
+from drukte.heap import tune_gc, tune_malloc
 from drukte.kafka import ensure_topics, security_options
 from drukte.metrics import WorkerMetrics
 from drukte.settings import Settings
@@ -49,4 +49,5 @@ def run_worker(settings: Settings, registry: Registry) -> None:
                  registry, store, metrics)
     DevicesPath(app, topics, settings, registry, store, metrics)
     logging.getLogger("drukte").setLevel(settings.log_level.upper())
+    tune_gc()  # last: what was built up to here lives as long as the worker
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
