@@ -10,9 +10,10 @@ stage by stage and in one process, so nothing here waits on a broker or shares a
 - decode: the windows side decodes each zone-topic message back into readings
 - windows: dedupe, apportion, watermarks, closing and finalizing windows (`WindowEngine`)
 
-Left out, so the sum is a floor: Kafka fetch and produce, Faust's delivery and changelog, window objects, usual
-bands, forecasts, publishing and Redis. Next to it, the ceiling's own work per reading (`bench.baseline.add`:
-decode and sum per zone and window) on the same messages.
+The garbage collector is set as in the worker (`drukte.heap.tune_gc`). Left out, so the sum is a floor: Kafka
+fetch and produce, Faust's delivery and changelog, window objects, usual bands, forecasts, publishing and Redis.
+Next to it, the ceiling's own work per reading (`bench.baseline.add`: decode and sum per zone and window) on
+the same messages.
 
 The worker's Python runs on one thread, so its wall time per reading is at least this floor, and its rate
 at most 1e6 / floor readings/s. Given the ceiling's rate measured on the broker (`--ceiling-rps`, default:
@@ -38,6 +39,7 @@ import schemas
 from agents.footfall import decode_readings, encode_readings
 from bench.baseline import add
 from bench.throughput import WINDOW_MS, BenchConfig, make_dataset
+from drukte.heap import tune_gc
 from streams.footfall import FootfallParser, IngestPolicy, Reading
 from streams.registry import Registry, parse_registry
 from streams.sensorhealth import HealthPolicy, SensorHealth
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [e for e in encodings if e not in ENCODINGS]
     if unknown:
         p.error(f"unknown encoding {', '.join(unknown)}: use A, B or A,B")
+    tune_gc()  # the collector as the worker runs it (a third of this floor with CPython's defaults)
     results = [measure(e, args.readings, args.repeats, args.ceiling_rps) for e in encodings]
     for res in results:
         print(report(res))
