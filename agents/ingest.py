@@ -148,6 +148,7 @@ class FootfallIngest:
         t0 = time.perf_counter()
         now = self.clock()
         groups: dict[tuple[str, str, int], list[Reading]] = defaultdict(list)
+        masked: dict[str, str] = {}  # a batch holds a few sources: each masked once, not once per message
         pending: list[Awaitable[Any]] = []
         n = 0
         for tp, records in batch.items():
@@ -156,7 +157,10 @@ class FootfallIngest:
                 parsed = self.parse(record.value, now)
                 for rej in parsed.rejections:
                     pending.append(await self.reject(rej, record, now))
-                source = mask_text(parsed.source or "?")
+                raw_source = parsed.source or "?"
+                source = masked.get(raw_source)
+                if source is None:
+                    source = masked[raw_source] = mask_text(raw_source)
                 for r in parsed.readings:
                     groups[(r.zone_id, source, tp.partition)].append(r)
         self.metrics.messages_in.labels(self.topic).inc(n)

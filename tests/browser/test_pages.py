@@ -75,9 +75,21 @@ def test_widget_shows_the_stored_level_and_follows_updates(browser: Any, api: st
     publish_live(rds, live)
     wait_until("the update pushed through /v1/stream", lambda: text_of(browser, "#now-label") == "Zeer druk",
                timeout_s=UPDATE_WITHIN_S)
-    # an update of another zone of the city changes nothing here
+    # an update of another zone of the city changes nothing here: record every level the panel shows from now
+    # on, send the other zone's update, then one of this zone that the page shows only once it has read it;
+    # the stream delivers in order, so by then the other zone's update was read too
+    browser.execute_script(
+        "const n = document.querySelector('#now'); window.shownLevels = [];"
+        "new MutationObserver(() => window.shownLevels.push(n.dataset.level + ' ' +"
+        " n.querySelector('#now-label').innerText)).observe(n, {subtree: true, childList: true,"
+        " characterData: true, attributes: true});")
     publish_live(rds, live_object("mechelen-vismarkt", "mechelen", "Vismarkt", "quiet", now_ms()))
+    later = live_object("mechelen-bruul", "mechelen", "Bruul", "very_busy", now_ms())
+    publish_live(rds, {**later, "index": later["index"] + 1})  # the same level, a new index to wait for
+    wait_until("this zone's later update", lambda: f"Index {later['index'] + 1}" in text_of(browser, "#now-detail"),
+               timeout_s=UPDATE_WITHIN_S)
     assert text_of(browser, "#now-label") == "Zeer druk"
+    assert set(browser.execute_script("return window.shownLevels;")) <= {"very_busy Zeer druk"}
     screenshot(browser, "widget-nl-update")
     viewport(browser, 1080, 1920)  # a portrait screen in the street
     wait_until("the chart redrawn for portrait", lambda: browser.execute_script(

@@ -18,6 +18,7 @@ from streams.spending import SpendRules, cell_view, spending_object
 from streams.storekeys import sensors_key, spending_key, windows_key
 from streams.timegrid import parse_ts
 from tests.component.conftest import Clock
+from tests.unit.test_spending import SPENDING, merchant_ids_in, off_shape, published_spending
 
 pytestmark = [pytest.mark.component, pytest.mark.anyio]
 
@@ -96,6 +97,27 @@ async def test_spend_per_visitor_comes_from_the_footfall_windows_of_the_same_hou
     assert (fashion["index"], fashion["spend_per_visitor"]) == (150, 136)
     assert (groceries["suppressed"], groceries["spend_per_visitor"]) == (True, None)
     assert "amount" not in orjson.dumps(body).decode()
+
+
+async def test_spending_responses_carry_only_the_allowed_fields_and_no_merchant(client: httpx.AsyncClient,
+                                                                                rds: Redis) -> None:
+    """P13 and P14 at the API: a field the worker or the route adds beside the allowed ones (an amount, merchant
+    shares) fails, and no registered merchant id appears in a zone's or a city's spending response."""
+    zone = REGISTRY.zones["mechelen-bruul"]
+    before = await get(client, "/v1/zones/mechelen-bruul/spending")
+    obj = published_spending(REGISTRY, zone.id, HOUR_14)
+    assert [c["reason"] for c in obj["sectors"]] == ["complement", "few_merchants"]  # groceries: one merchant
+    await rds.set(spending_key(zone.id), orjson.dumps(obj))
+    for i in range(12):  # footfall of the hour, so spend_per_visitor is filled too
+        await rds.zadd(windows_key(zone.id), {orjson.dumps({"index": 110, "i": i}): HOUR_14 + i * 300_000})
+    body = await get(client, "/v1/zones/mechelen-bruul/spending")
+    assert body["all"]["spend_per_visitor"] is not None
+    assert body["all"]["usual"] is not None  # every level of the shape is filled
+    city = await get(client, "/v1/cities/mechelen/spending")
+    assert sorted(city) == ["city_id", "name", "zones"]
+    for o in [before, body, *city["zones"]]:
+        assert off_shape(o, SPENDING) == [], o
+    assert merchant_ids_in([before, body, city], REGISTRY) == []
 
 
 async def test_sensor_health_lists_every_registered_sensor(client: httpx.AsyncClient, rds: Redis) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import orjson
@@ -14,6 +16,9 @@ from streams.registry import parse_registry
 from tests.e2e.audit import determined, identifier_field, scan, scan_record, scan_text
 
 NOW = 1_764_250_800_000  # 2025-11-27 13:40 UTC, epoch ms
+_DIGEST = hashlib.sha256(b"aa:bb:cc:dd:ee:ff").digest()
+B64_SHA256 = base64.b64encode(_DIGEST).decode()  # 44 characters ending '='
+B64URL_SHA256 = base64.urlsafe_b64encode(_DIGEST).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(("planted", "kind"), [
@@ -32,6 +37,8 @@ NOW = 1_764_250_800_000  # 2025-11-27 13:40 UTC, epoch ms
     ("x9994111111111111111x", "card"),  # glued inside a longer digit run
     ("3000000000007", "card"),  # 13 digits, Luhn-valid, epoch ms but years from NOW
     ("member x014-4895-9479-2544", "card"),  # the digits of the member id below, not inside a UUID
+    (f"src {B64_SHA256}", "b64"),  # base64 SHA-256 of a MAC, padded
+    (f"k={B64URL_SHA256};", "b64"),  # URL-safe, unpadded
 ])
 def test_planted_identifiers_are_found(planted: str, kind: str) -> None:
     assert kind in {leak.kind for leak in scan_text("planted", planted, NOW)}
@@ -94,6 +101,7 @@ def test_field_names_are_found_in_text_that_is_not_json() -> None:
 @pytest.mark.parametrize("planted", [
     "aa:bb:cc:dd:ee:ff", "aabb.ccdd.eeff", "gw.aabbccddeeff", "batch_0123456789abcdef0123456789abcdef",
     "4111 1111 1111 1111", "x9994111111111111111x", "acq_" + "ab" * 32,
+    B64_SHA256, B64URL_SHA256, B64_SHA256.rstrip("="),
 ])
 def test_masked_text_passes_the_scanner(planted: str) -> None:
     """What ingest masks (streams.masking) is what the auditor looks for: nothing survives masking."""

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.publication import PrivacyPolicy, live_object, suppression, visitors_range
+from streams.publication import PrivacyPolicy, Usual, forecast_entries, live_object, suppression, visitors_range
 from streams.registry import parse_registry
 from streams.windows import Cell
 
@@ -94,4 +94,23 @@ def test_suppressed_object_has_no_numbers() -> None:
     obj = live_object(ZONE, CITY, [cell(3)], POLICY, window_ms=W, grace_ms=120_000)
     assert obj["visitors"] is None
     assert obj["privacy"] == {"suppressed": True, "reason": "below_k", "k_min": 15, "noise": "none"}
-    assert "3" not in str(obj["visitors"])
+    # nothing else carries the suppressed count either: any count below k gives the very same object
+    assert all(live_object(ZONE, CITY, [cell(n)], POLICY, window_ms=W, grace_ms=120_000) == obj for n in (0, 1, 14))
+
+
+@pytest.mark.parametrize(("visitors", "p50", "index", "level"), [
+    (14, 10, None, "quiet"),  # below k: quiet without index, though 14/min is a `normal` rate (P6)
+    (0.5, 1, None, "quiet"),  # the lone walker forecast: no index of 50
+    (14.9, None, None, "quiet"),  # below k, no usual either
+    (15, 10, 150, "normal"),  # k itself: published like a live window of k
+    (30, 20, 150, "busy"),
+])
+def test_a_forecast_below_k_is_published_without_numbers(visitors: float, p50: float | None, index: int | None,
+                                                          level: str) -> None:
+    """P6 for forecasts (`streams.publication.forecast_entries`): a step under k people is `quiet` and has no
+    index, in the published live object too. One-minute windows, so a level from the rate would not be quiet."""
+    forecast = [(T0 + 60_000, visitors, p50)]
+    [entry] = forecast_entries(ZONE, CITY, forecast, POLICY, 60_000)
+    assert (entry["index"], entry["level"]) == (index, level)
+    obj = live_object(ZONE, CITY, [cell(200)], POLICY, window_ms=60_000, grace_ms=0, usual=Usual([], None, forecast))
+    assert obj["forecast"] == [entry]

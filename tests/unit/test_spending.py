@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.errors import RegistryError
-from streams.registry import SpendRules, parse_registry
+from streams.registry import Registry, SpendRules, parse_registry
 from streams.spending import (
     ALL,
     COMPLEMENT,
@@ -19,16 +23,19 @@ from streams.spending import (
     add_cards,
     add_totals,
     add_transactions,
+    cell_view,
     close_cell,
     complement,
     distinct_cards,
     empty_cell,
+    empty_spending,
     fingerprint,
     merchant_amounts,
     record_late,
     sector_merchants,
     slot_for,
     spend_per_visitor,
+    spending_object,
     verdict,
     was_published,
     with_spend_per_visitor,
@@ -251,3 +258,87 @@ def test_a_forgotten_window_is_known_as_published_from_history() -> None:
     assert old.key == "sat|14"
     assert was_published(hist[ALL], old, 8)
     assert not was_published(None, old, 8)  # replayed history into an empty state: new
+
+
+# Every field a published spending object may carry, at every level (streams.spending.cell_view and
+# spending_object; CONTRACT.md §3 `spending.zone.v1`, §4 `/spending`): indices, bands and flags, never an amount
+# (P13) and nothing per merchant (P14). A new field such as `total_eur` or `merchant_shares` fails here until
+# someone decides it reveals neither and writes it in. None marks a leaf: a string, number, boolean or null.
+LABEL = {"nl": None, "fr": None, "en": None}
+CELL = {"sector": None, "label": LABEL, "index": None, "usual": {"low": None, "high": None}, "vs_usual": None,
+        "spend_per_visitor": None, "structural_break": None, "suppressed": None, "reason": None}
+SPENDING = {"zone_id": None, "city_id": None, "name": None, "as_of": None,
+            "window": {"start": None, "end": None, "seconds": None}, "all": CELL, "sectors": [CELL],
+            "privacy": {"min_merchants": None, "min_cards": None, "max_top2_pct": None}}
+
+
+def off_shape(value: Any, shape: Any, path: str = "$") -> list[str]:
+    """Where `value` has a field `shape` does not list, lacks one it lists, or nests where a leaf belongs."""
+    if isinstance(shape, dict):
+        if value is None:  # no window yet, no usual yet
+            return []
+        if not isinstance(value, dict):
+            return [f"{path}: not an object"]
+        out = [f"{path}.{k}: not allowed" for k in sorted(value.keys() - shape.keys())]
+        out += [f"{path}.{k}: missing" for k in sorted(shape.keys() - value.keys())]
+        return out + [p for k in sorted(shape.keys() & value.keys()) for p in off_shape(value[k], shape[k],
+                                                                                        f"{path}.{k}")]
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return [f"{path}: not a list"]
+        return [p for i, v in enumerate(value) for p in off_shape(v, shape[0], f"{path}[{i}]")]
+    return [] if value is None or isinstance(value, str | int | float) else [f"{path}: not a leaf"]
+
+
+def merchant_ids_in(obj: Any, registry: Registry) -> list[str]:
+    """Registered merchant ids anywhere in `obj`, as a key or inside a value (P14)."""
+    text = orjson.dumps(obj).decode()
+    return [m.id for m in registry.merchants if re.search(rf"(?<![\w-]){re.escape(m.id)}(?![\w-])", text)]
+
+
+def published_spending(registry: Registry, zone_id: str, start_ms: int) -> dict[str, Any]:
+    """The object the worker publishes for a zone and hour after three weeks of usual (so indices and bands are
+    set), every registered merchant of the zone paying; a sector with too few merchants comes out suppressed."""
+    zone, city = registry.zones[zone_id], registry.city_of_zone[zone_id]
+    merchants = sector_merchants(registry, zone_id)
+
+    def paid(amount_each: int) -> dict[str, Any]:
+        cell = empty_cell()
+        add_totals(cell, [[m, start_ms, amount_each + 10 * i, 5, 40] for i, m in enumerate(merchants[ALL])])
+        return cell
+
+    hist: dict[str, Any] = {}
+    for w in (3, 2, 1):
+        _views, hist = close_cell(paid(1000), merchants, hist, slot_for(start_ms - w * WEEK, city, HOUR),
+                                  city.spending, 8)
+    views, _ = close_cell(paid(1500), merchants, hist, slot_for(start_ms, city, HOUR), city.spending, 8)
+    return spending_object(zone, city, start_ms, HOUR, views, city.spending)
+
+
+def test_published_spending_carries_only_the_allowed_fields_and_no_merchant() -> None:
+    """P13 and P14 on the builder itself: what the worker publishes, before any data, and as the API fills it."""
+    obj = published_spending(REG, "mechelen-bruul", SAT_14)
+    # every level of the shape is filled, so none is checked vacuously
+    assert obj["all"]["index"] is not None
+    assert obj["all"]["usual"] is not None
+    assert obj["window"] is not None
+    assert [c["sector"] for c in obj["sectors"]] == ["fashion"]
+    zone, city = REG.zones["mechelen-bruul"], CITY
+    suppressed = spending_object(zone, city, SAT_14, HOUR, [cell_view(ALL, 999_999, FEW_CARDS, None, True)], RULES)
+    objects = [obj, suppressed, with_spend_per_visitor(obj, [100] * 12, 12),
+               empty_spending(zone, city, sector_merchants(REG, zone.id), RULES)]
+    for o in objects:
+        assert off_shape(o, SPENDING) == [], o
+        assert merchant_ids_in(o, REG) == [], o
+    assert "999999" not in orjson.dumps(suppressed).decode()  # the amount went in, and stayed in
+
+
+@pytest.mark.parametrize(("extra", "where"), [
+    ({"total_eur": 90.0}, "$.all.total_eur: not allowed"),  # an amount beside the index (P13)
+    ({"merchant_shares": {"m-0": 0.2}}, "$.all.merchant_shares: not allowed"),  # per-merchant output (P14)
+    ({"usual": {"low": 80, "high": 120, "p50_cents": 600_000}}, "$.all.usual.p50_cents: not allowed"),  # nested
+    ({"index": {"value": 150}}, "$.all.index: not a leaf"),
+])
+def test_the_shape_check_bites(extra: dict[str, Any], where: str) -> None:
+    obj = published_spending(REG, "mechelen-bruul", SAT_14)
+    assert where in off_shape({**obj, "all": {**obj["all"], **extra}}, SPENDING)
