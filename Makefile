@@ -53,12 +53,13 @@ check: $(STAMP) ## ruff, mypy --strict and the import contracts
 
 lint: check ## the same as check
 
-bench: $(STAMP) wrk ## benchmarks (on demand, not part of make test): throughput vs a plain consumer and Faust (A/B, 3 runs), two workers, live latency at 20k and 50k r/s, API load and SSE, forecast WAPE, spending suppressions
+bench: $(STAMP) wrk ## benchmarks (on demand, not part of make test): throughput vs a plain consumer and Faust (A/B, 3 runs), two workers, live latency at 20k and 50k r/s, API load and SSE, the pure-logic floor, forecast WAPE, spending suppressions
 	-$(BIN)/python -m bench  # exits 1 when a worker run is not exact; the other benchmarks still run
 	-$(BIN)/python -m bench --encodings B --contenders baseline,worker,worker2  # scaling out: two workers, one group
 	$(BIN)/python -m bench.latency --rates 20000,50000 --phase-s 120
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.dedupe
+	$(BIN)/python -m bench.floor
 	$(BIN)/python -m bench.forecast
 	$(BIN)/python -m bench.spending
 
