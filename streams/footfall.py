@@ -74,6 +74,9 @@ _SENSOR_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
                         r"(Z|[+-][0-9]{2}:[0-9]{2})")
 _READING_KEYS = frozenset(("sensor_id", "start", "seconds", "in", "out"))
+_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_BATCH_KEYS = frozenset(("source", "batch_id", "sent_at", "readings"))
+MAX_READINGS = 20_000  # the schema's maxItems
 
 
 def envelope_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +84,18 @@ def envelope_schema(schema: dict[str, Any]) -> dict[str, Any]:
     envelope = copy.deepcopy(schema)
     envelope["properties"]["readings"]["items"] = {"type": "object"}
     return envelope
+
+
+def plain_envelope(doc: Any) -> bool:
+    """Does the schema certainly accept the batch around its readings? As `plain_reading`, for the envelope: a
+    message of one reading spent a third of its parse in the compiled schema's envelope check."""
+    if type(doc) is not dict or doc.keys() != _BATCH_KEYS:
+        return False
+    source, batch_id, sent_at, readings = doc["source"], doc["batch_id"], doc["sent_at"], doc["readings"]
+    return (type(source) is str and _SOURCE.fullmatch(source) is not None
+            and type(batch_id) is str and 1 <= len(batch_id) <= 256
+            and type(sent_at) is str and _TIMESTAMP.fullmatch(sent_at) is not None
+            and type(readings) is list and len(readings) <= MAX_READINGS)
 
 
 def plain_reading(r: Any) -> bool:
@@ -126,7 +141,8 @@ class FootfallParser:
     def schema_error(self, doc: Any) -> str | None:
         """The schema's complaint about `doc`, or None when the schema accepts it."""
         try:
-            self._validate_envelope(doc)
+            if not plain_envelope(doc):
+                self._validate_envelope(doc)
             if not all(map(plain_reading, doc["readings"])):
                 self._validate(doc)  # the schema decides, and words its complaint
         except fastjsonschema.JsonSchemaException as exc:
