@@ -138,11 +138,20 @@ class WindowEngine:
         pst = self.partition(state, partition)
         wm = int(pst["wm"].get(source, 0))
         open_: dict[str, list[int]] = pst["open"]
+        # the same as sets, for membership: a backlog's message holds hundreds of open windows of a zone, and a
+        # scan of the list per reading grew with them
+        opened: dict[str, set[int]] = {z: set(starts) for z, starts in open_.items()}
         touched: dict[str, dict[str, Any]] = {}
         histories: dict[str, dict[str, list[int]]] = {}
         max_start = 0
+
         def is_open(ws: dict[str, Any], zone: str, w: int) -> bool:
-            return bool(ws["src"]) or w in open_.get(zone, [])
+            return bool(ws["src"]) or w in opened.get(zone, ())
+
+        def open_window(zone: str, w: int) -> None:
+            if w not in opened.setdefault(zone, set()):
+                opened[zone].add(w)
+                open_.setdefault(zone, []).append(w)
 
         for r in readings:
             max_start = max(max_start, r.start_ms)
@@ -159,9 +168,8 @@ class WindowEngine:
                         "v": old["v"], "s": dict(old["s"]), "k": readingset.from_state(old["k"]), "f": old["f"],
                         "src": list(old["src"])}
                 if readingset.has(ws["k"], r.sensor_id, r.start_ms):
-                    if not ws["f"] and w not in open_.setdefault(r.zone_id, []):
-                        # a restored changelog may hold the window but not yet the partition's list of it
-                        open_[r.zone_id].append(w)
+                    if not ws["f"]:  # a restored changelog may hold the window but not yet the partition's list of it
+                        open_window(r.zone_id, w)
                     outcome = outcome or "dup"
                     continue
                 # late: the window is final, or it never opened and this source has already passed it; an
@@ -178,8 +186,7 @@ class WindowEngine:
                     outcome = "new"
                     if source not in ws["src"]:
                         ws["src"].append(source)
-                    if w not in open_.setdefault(r.zone_id, []):
-                        open_[r.zone_id].append(w)
+                    open_window(r.zone_id, w)
                 touched[key] = ws
             if outcome == "new":
                 res.accepted += 1

@@ -410,3 +410,26 @@ def test_a_crash_during_a_batch_write_back_republishes_the_same_windows(
     for msg in msgs[start:]:  # read again from the last commit
         publish(step(engine, base, msg))
     assert published == first
+
+
+def test_a_window_the_partition_forgot_to_list_reopens_on_a_resend() -> None:
+    """A changelog restored in part may hold a window's state but not the partition's list of open windows: a
+    resent reading of it puts it back on the list (counting nothing), so it still closes and is published."""
+    loop = Loop()
+    loop.data(T0 + MIN, [rd(s, 0, 10) for s in "abc"])
+    pkey = next(k for k in loop.state if k.startswith("p|"))
+    loop.state[pkey] = {**loop.state[pkey], "open": {}}  # the partition record as an older write left it
+    res = loop.engine.ingest(loop.state, 0, "gw", T0 + 2 * MIN, [rd("a", 0, 10)])
+    assert (res.accepted, res.duplicates) == (0, 1)
+    assert loop.state[pkey]["open"] == {"z1": [T0]}
+    loop.tick(T0 + 8 * MIN)
+    assert loop.published == [Cell("z1", T0, T0 + W, 30, 3, 3 * MIN)]
+
+
+def test_a_backlog_message_opens_each_window_once() -> None:
+    """A message spanning hundreds of windows of a zone (a backlog) lists each once, in order."""
+    loop = Loop()
+    readings = [rd(s, m, 1) for m in range(0, 600, 3) for s in "abc"]
+    loop.engine.ingest(loop.state, 0, "gw", T0, readings)  # the log's clock at the start: nothing closes yet
+    pst = loop.state[next(k for k in loop.state if k.startswith("p|"))]
+    assert pst["open"] == {"z1": [T0 + i * W for i in range(120)]}
