@@ -87,8 +87,9 @@ def envelope_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def plain_envelope(doc: Any) -> bool:
-    """Does the schema certainly accept the batch around its readings? As `plain_reading`, for the envelope: a
-    message of one reading spent a third of its parse in the compiled schema's envelope check."""
+    """Does the schema certainly accept the batch around its readings (the items are `plain_reading`'s)? As
+    `plain_reading`, for the envelope: a message of one reading spent a third of its parse in the compiled
+    schema's envelope check."""
     if type(doc) is not dict or doc.keys() != _BATCH_KEYS:
         return False
     source, batch_id, sent_at, readings = doc["source"], doc["batch_id"], doc["sent_at"], doc["readings"]
