@@ -135,7 +135,7 @@ def metric(port: int, name: str) -> float:
                if ln.startswith((name + " ", name + "{")))
 
 
-def wait_metric(port: int, name: str, at_least: float, *more: str) -> float:
+def wait_metric(port: int, name: str, at_least: float, *more: str, timeout_s: float = 60.0) -> float:
     """Wait until `name` (plus the metrics `more`) reaches `at_least`."""
     seen: list[float] = [0]
 
@@ -144,7 +144,7 @@ def wait_metric(port: int, name: str, at_least: float, *more: str) -> float:
         return seen[0] >= at_least
 
     try:
-        wait_for(f"{name} ≥ {at_least}", enough)
+        wait_for(f"{name} ≥ {at_least}", enough, timeout_s=timeout_s)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; it is {seen[0]}") from None
     return seen[0]
@@ -231,7 +231,8 @@ def produce_keyed(stack: Stack, topic: str, messages: list[tuple[bytes, bytes]])
 def play(stack: Stack, session: Session) -> None:
     base = session.base
     asyncio.run(ensure_topics(stack.broker.url, [FOOTFALL, PAYMENTS], 4))
-    stack.produce(history(base), key=b"gw-history")
+    past = history(base)
+    stack.produce(past, key=b"gw-history")
     metrics_port, api_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     # idle 10 min: only the gateway's own readings close windows, one per batch, however slow the auditor is
@@ -240,6 +241,13 @@ def play(stack: Stack, session: Session) -> None:
     stack.spawn("api", "--port", str(api_port), log="api", DRUKTE_REGISTRY=str(REGISTRY), DRUKTE_STALE_S="3600")
     r = stack.redis()
     wait_for("the API", lambda: up(f"{api}/healthz"))
+    # The twins' usual and last week come from the history: it is counted before the first live minute. Sent
+    # together, history and live are read in one ingest batch, and a zone whose history reached the windows
+    # after its first live window closed published another forecast than its twin (seen once in CI: forecast
+    # [] for tt-quiet, one for tt-twin), a difference the walker did not make.
+    wait_for("the worker's metrics", lambda: up(f"http://127.0.0.1:{metrics_port}/metrics"))
+    wait_metric(metrics_port, "drukte_readings_in_total", sum(len(orjson.loads(b)["readings"]) for b in past),
+                "drukte_late_readings_total", "drukte_readings_excluded_total", timeout_s=120)
 
     def closed(m: int) -> bool:
         for z in ZONES:
