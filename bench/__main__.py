@@ -11,10 +11,9 @@ from typing import Any
 
 import orjson
 
-from bench.throughput import BenchConfig, run
+from bench.throughput import ENCODINGS, BenchConfig, run
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ENCODINGS = {"A": 1, "B": 100}  # readings per footfall message
 CONTENDERS = ("baseline", "faust", "worker", "worker2")
 
 

@@ -38,8 +38,9 @@ import orjson
 import schemas
 from agents.footfall import decode_readings, encode_readings
 from bench.baseline import add
-from bench.throughput import WINDOW_MS, BenchConfig, make_dataset
+from bench.throughput import ENCODINGS, IDLE_S, WINDOW_MS, BenchConfig, make_dataset
 from drukte.heap import tune_gc
+from drukte.settings import Settings
 from streams.footfall import FootfallParser, IngestPolicy, Reading
 from streams.registry import Registry, parse_registry
 from streams.sensorhealth import HealthPolicy, SensorHealth
@@ -47,11 +48,10 @@ from streams.usual import UsualModel
 from streams.windows import WindowConfig, WindowEngine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ENCODINGS = {"A": 1, "B": 100}
 TARGETS = {"A": 0.3, "B": 0.4}  # issue 7
-BATCH_EVENTS = 1000  # DRUKTE_BATCH_EVENTS: input messages per ingest batch
+BATCH_EVENTS: int = Settings.model_fields["batch_events"].default  # input messages per ingest batch
 PARTITIONS = 8
-IDLE_MS = 5_000  # DRUKTE_IDLE_S in the throughput benchmark
+IDLE_MS = IDLE_S * 1000
 STAGES = ("parse", "health", "regroup", "decode", "windows")
 
 Group = tuple[str, str, int]  # (zone, source, input partition)

@@ -63,6 +63,8 @@ from streams.topics import FOOTFALL
 MIN_MS = 60_000
 WINDOW_MS = 300_000  # the worker's default DRUKTE_WINDOW_S
 MINUTES_PER_WINDOW = WINDOW_MS // MIN_MS
+ENCODINGS = {"A": 1, "B": 100}  # readings per footfall message
+IDLE_S = 5  # the worker's DRUKTE_IDLE_S here: the wait for the last windows once the input has ended
 CITY_ID = "benchtown"
 CITY_TZ = "Europe/Brussels"
 POLL_S = 0.25
@@ -322,7 +324,7 @@ def worker_env(broker_url: str, store_url: str, registry: Path, cfg: BenchConfig
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRUKTE_")}
     env.update(
         DRUKTE_KAFKA_URL=broker_url, DRUKTE_REDIS_URL=store_url, DRUKTE_REGISTRY=str(registry),
-        DRUKTE_FAST_GROUPS="true", DRUKTE_METRICS_PORT=str(metrics_port), DRUKTE_IDLE_S="5",
+        DRUKTE_FAST_GROUPS="true", DRUKTE_METRICS_PORT=str(metrics_port), DRUKTE_IDLE_S=str(IDLE_S),
         DRUKTE_APP_ID=app_id, DRUKTE_DATA_DIR=str(data_dir), DRUKTE_PARTITIONS=str(cfg.partitions),
     )
     if cfg.worker_src:

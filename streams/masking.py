@@ -23,6 +23,7 @@ _LETTERS = re.compile(r"[A-Za-z]+")
 # a word, an ACRONYM, a Name (IJzerenleen too): not the case flips of random bytes; camelCase runs of 22+
 # characters are masked with them, a small loss next to a 16-byte pseudonym that would have to stay
 _WORD = re.compile(r"[a-z]+|[A-Z]+[a-z]*")
+_CLASSES = (re.compile("[A-Z]"), re.compile("[a-z]"), re.compile("[0-9]"))
 _GLUED_DIGITS = re.compile(r"(?<=[A-Za-z])\d+(?=[A-Za-z])")  # `k8s` is plain once; random bytes do it often
 # `"card_ref": "tok-…"` in text that is not JSON (a truncated or broken message): the value goes, like the field
 _IDENTIFIER_VALUE = re.compile(r'"([^"\\]{0,64})"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s\[{"]*)')
@@ -38,7 +39,7 @@ def _plain(run: str) -> bool:
 
 def _base64(m: re.Match[str]) -> str:
     run = m.group().rstrip("=")
-    upper, lower, digit = (re.search(c, run) is not None for c in ("[A-Z]", "[a-z]", "[0-9]"))
+    upper, lower, digit = (c.search(run) is not None for c in _CLASSES)
     if len(run) == 43 and upper and lower and digit:  # what the auditor's scanner flags, always
         return MASK
     return MASK if upper and lower and not _plain(run) else m.group()

@@ -137,21 +137,15 @@ class WindowEngine:
         res = IngestResult()
         pst = self.partition(state, partition)
         wm = int(pst["wm"].get(source, 0))
-        open_: dict[str, list[int]] = pst["open"]
-        # the same as sets, for membership: a backlog's message holds hundreds of open windows of a zone, and a
-        # scan of the list per reading grew with them
-        opened: dict[str, set[int]] = {z: set(starts) for z, starts in open_.items()}
+        # sets while the message is counted: a backlog's message holds hundreds of open windows of a zone, and a
+        # list scanned per reading grew with them; written back as sorted lists
+        opened: dict[str, set[int]] = {z: set(starts) for z, starts in pst["open"].items()}
         touched: dict[str, dict[str, Any]] = {}
         histories: dict[str, dict[str, list[int]]] = {}
         max_start = 0
 
         def is_open(ws: dict[str, Any], zone: str, w: int) -> bool:
             return bool(ws["src"]) or w in opened.get(zone, ())
-
-        def open_window(zone: str, w: int) -> None:
-            if w not in opened.setdefault(zone, set()):
-                opened[zone].add(w)
-                open_.setdefault(zone, []).append(w)
 
         for r in readings:
             max_start = max(max_start, r.start_ms)
@@ -169,7 +163,7 @@ class WindowEngine:
                         "src": list(old["src"])}
                 if readingset.has(ws["k"], r.sensor_id, r.start_ms):
                     if not ws["f"]:  # a restored changelog may hold the window but not yet the partition's list of it
-                        open_window(r.zone_id, w)
+                        opened.setdefault(r.zone_id, set()).add(w)
                     outcome = outcome or "dup"
                     continue
                 # late: the window is final, or it never opened and this source has already passed it; an
@@ -186,7 +180,7 @@ class WindowEngine:
                     outcome = "new"
                     if source not in ws["src"]:
                         ws["src"].append(source)
-                    open_window(r.zone_id, w)
+                    opened.setdefault(r.zone_id, set()).add(w)
                 touched[key] = ws
             if outcome == "new":
                 res.accepted += 1
@@ -205,7 +199,7 @@ class WindowEngine:
         pst["seen"][source] = max(int(pst["seen"].get(source, 0)), msg_ts_ms)
         if input_partition is not None:
             pst["in"][source] = input_partition
-        pst["open"] = {z: sorted(v) for z, v in open_.items() if v}
+        pst["open"] = {z: sorted(v) for z, v in opened.items() if v}
         pst["zones"] = sorted(set(pst["zones"]) | {k.split("|")[1] for k in touched})
         state[_pkey(partition)] = pst
         return res
